@@ -1,0 +1,1 @@
+"""Context-agnostic messaging core: messages, command bus, unit of work, outbox relay, consumers."""

@@ -1,0 +1,1 @@
+"""Bounded contexts. They never import each other, nor `shopstream`."""

@@ -1,0 +1,2 @@
+-- Everything of the identity context lives in its own schema.
+CREATE SCHEMA IF NOT EXISTS identity;

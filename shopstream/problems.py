@@ -1,0 +1,126 @@
+"""The error contract: every failure becomes an RFC 9457 problem+json response.
+
+Litestar's problem-details plugin converts exceptions one to one; the contract needs more (a
+validation failure splits into 400 or 422 depending on what failed, field names are pulled out of
+msgspec's messages, a 500 is logged with its correlation id), so the mapping is written here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from observability.logging import correlation_id
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("shopstream.errors")
+
+_FIELD_IN_MESSAGE = re.compile(r"(?:required|unknown) field `([^`]+)`")
+_PATH_IN_MESSAGE = re.compile(r"^(.*?) - at `\$\.?([^`]*)`$")
+_NOT_AN_OBJECT = ("Expected `object`", "Expected an object")
+
+
+class Problem(HTTPException):
+    """An HTTP error with a problem type, a title and optional extension members."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail=detail, status_code=status, headers=headers)
+        self.kind = kind
+        self.title = title
+        self.extensions = extensions
+
+
+def problem_body(status: int, detail: str, kind: str | None = None, title: str | None = None) -> dict[str, Any]:
+    phrase = HTTPStatus(status).phrase
+    return {
+        "type": f"urn:shopstream:problem:{kind}" if kind else "about:blank",
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+    }
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response[dict[str, Any]]:
+    body = problem_body(status, detail, kind, title) | extensions
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def field_errors(extra: Any) -> list[dict[str, str]]:
+    """Turn Litestar's validation messages into `{"field", "message"}` entries."""
+    errors = []
+    for item in extra if isinstance(extra, list) else []:
+        message = str(item.get("message", "invalid"))
+        field = str(item.get("key", ""))
+        if match := _PATH_IN_MESSAGE.match(message):
+            message, path = match.groups()
+            field = path or field
+        if match := _FIELD_IN_MESSAGE.search(message):
+            field = match.group(1)
+        if field == "data":
+            field = ""
+        errors.append({"field": field, "message": message, "source": str(item.get("source", "body"))})
+    return errors
+
+
+def _is_unreadable_body(errors: list[dict[str, str]]) -> bool:
+    """Body absent, not JSON, or JSON but not an object: the client sent no usable document."""
+    return any(
+        e["source"] == "body" and not e["field"] and (e["message"].startswith(_NOT_AN_OBJECT) or e["message"] == "'data'")
+        for e in errors
+    )
+
+
+def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, Problem):
+        return problem_response(
+            exc.status_code, exc.detail, kind=exc.kind, title=exc.title, headers=exc.headers, **exc.extensions
+        )
+    if isinstance(exc, ValidationException):
+        errors = field_errors(exc.extra)
+        if _is_unreadable_body(errors):
+            return problem_response(400, "The request body must be a JSON object.", kind="malformed-body")
+        return problem_response(
+            422, "The request is invalid; see `errors`.", kind="validation", errors=errors
+        )
+    status = exc.status_code
+    detail = exc.detail or HTTPStatus(status).description
+    if status == 400 and "JSON" in detail:
+        return problem_response(400, "The request body is not valid JSON.", kind="malformed-body")
+    if status >= 500:
+        return on_unexpected(request, exc)
+    return problem_response(status, detail, headers=exc.headers)
+
+
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    cid = correlation_id.get()
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        500,
+        f"An unexpected error occurred. Quote correlation id {cid} when reporting it.",
+        correlation_id=cid,
+    )
+
+
+EXCEPTION_HANDLERS = {HTTPException: on_http_exception, Exception: on_unexpected}

@@ -1,0 +1,70 @@
+"""Runtime configuration, read once from the environment into one frozen Struct."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+PostgresUrl = Annotated[str, msgspec.Meta(pattern=r"^postgres(ql)?://\S+$")]
+RedisUrl = Annotated[str, msgspec.Meta(pattern=r"^(rediss?|unix)://\S+$")]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting of a ShopStream process; field names are the environment variables."""
+
+    database_url: PostgresUrl | None = msgspec.field(default=None, name="DATABASE_URL")
+    identity_database_url: PostgresUrl | None = msgspec.field(default=None, name="IDENTITY_DATABASE_URL")
+    catalogue_database_url: PostgresUrl | None = msgspec.field(default=None, name="CATALOGUE_DATABASE_URL")
+    redis_url: RedisUrl | None = msgspec.field(default=None, name="REDIS_URL")
+    redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = msgspec.field(
+        default="shopstream", name="SHOPSTREAM_REDIS_PREFIX"
+    )
+    data_dir: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(
+        default=".shopstream", name="SHOPSTREAM_DATA_DIR"
+    )
+    host: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(default="127.0.0.1", name="HOST")
+    port: Port = msgspec.field(default=8000, name="PORT")
+    log_level: LogLevel = msgspec.field(default="INFO", name="LOG_LEVEL")
+    db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = msgspec.field(
+        default=10, name="SHOPSTREAM_DB_POOL_SIZE"
+    )
+    ready_timeout: Positive = msgspec.field(default=2.0, name="SHOPSTREAM_READY_TIMEOUT")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings; an empty variable counts as unset."""
+        environ = os.environ if environ is None else environ
+        names = {f.encode_name for f in msgspec.structs.fields(cls)}
+        raw: dict[str, str] = {}
+        for name in names:
+            value = environ.get(name, "").strip()
+            if value:
+                raw[name] = value.upper() if name == "LOG_LEVEL" else value
+        try:
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigurationError(_describe(exc, raw)) from None
+
+    def database_url_for(self, context: str) -> str | None:
+        """The database a context lives in: its own URL when given, else the shared one."""
+        own = {"identity": self.identity_database_url, "catalogue": self.catalogue_database_url}.get(context)
+        return own or self.database_url
+
+
+def _describe(exc: msgspec.ValidationError, raw: Mapping[str, str]) -> str:
+    message, _, path = str(exc).rpartition(" - at `$.")
+    name = path.rstrip("`") or "?"
+    shown = raw.get(name, "")
+    if "url" in name.lower():
+        shown = "<hidden>"  # URLs may carry passwords
+    return f"configuration error: {name}={shown!r} is invalid: {message or exc}"
