@@ -27,3 +27,4 @@ def configure_logging(level: str = "INFO") -> None:
     handler.addFilter(_CorrelationFilter())
     handler.setFormatter(logging.Formatter(_FORMAT))
     root.addHandler(handler)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every pg_ctl call at INFO

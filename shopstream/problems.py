@@ -115,7 +115,7 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     cid = correlation_id.get()
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error on %s %s (correlation id %s)", request.method, request.url.path, cid, exc_info=exc)
     return problem_response(
         500,
         f"An unexpected error occurred. Quote correlation id {cid} when reporting it.",

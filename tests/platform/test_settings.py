@@ -1,0 +1,69 @@
+"""Settings come from the environment; a bad value fails with one line naming the variable."""
+
+import pytest
+
+from shopstream.settings import ConfigurationError, Settings
+
+
+def test_defaults_need_no_environment():
+    settings = Settings.from_env({})
+    assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 8000, ".shopstream")
+    assert settings.database_url is None and settings.redis_url is None
+
+
+def test_values_are_read_and_converted():
+    settings = Settings.from_env(
+        {"PORT": "9001", "LOG_LEVEL": "debug", "REDIS_URL": "redis://localhost:6379/2", "UNRELATED": "x"}
+    )
+    assert settings.port == 9001
+    assert settings.log_level == "DEBUG"
+    assert settings.redis_url == "redis://localhost:6379/2"
+
+
+def test_empty_variable_counts_as_unset():
+    assert Settings.from_env({"DATABASE_URL": "  "}).database_url is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("LOG_LEVEL", "LOUD"),
+        ("DATABASE_URL", "mysql://localhost/shop"),
+        ("IDENTITY_DATABASE_URL", "not a url"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("SHOPSTREAM_REDIS_PREFIX", "has spaces"),
+        ("SHOPSTREAM_DB_POOL_SIZE", "0"),
+    ],
+)
+def test_bad_value_names_the_variable(name, value):
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({name: value})
+    message = str(raised.value)
+    assert name in message
+    assert "\n" not in message
+
+
+def test_url_values_are_not_echoed():
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"DATABASE_URL": "mysql://user:secret@host/db"})
+    assert "secret" not in str(raised.value)
+
+
+def test_context_database_falls_back_to_the_shared_one():
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql://h/shared", "CATALOGUE_DATABASE_URL": "postgresql://h/catalogue"}
+    )
+    assert settings.database_url_for("identity") == "postgresql://h/shared"
+    assert settings.database_url_for("catalogue") == "postgresql://h/catalogue"
+
+
+def test_cli_refuses_bad_configuration_with_one_line(monkeypatch, capsys):
+    from shopstream.cli import main
+
+    monkeypatch.setenv("PORT", "-1")
+    assert main(["migrate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("configuration error: PORT")
+    assert len(err.splitlines()) == 1
