@@ -54,8 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings, workers: int) -> None:
     import uvicorn
 
-    options = {"host": settings.host, "port": settings.port, "log_level": settings.log_level.lower(),
-               "loop": "auto", "http": "auto", "access_log": False, "lifespan": "on"}
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "loop": "auto",
+        "http": "auto",
+        "access_log": False,
+        "lifespan": "on",
+    }
     if workers > 1:
         # Workers are fresh processes: they read the resolved URLs from the environment.
         os.environ["DATABASE_URL"] = settings.database_url or ""

@@ -44,7 +44,9 @@ class Problem(HTTPException):
         self.extensions = extensions
 
 
-def problem_body(status: int, detail: str, kind: str | None = None, title: str | None = None) -> dict[str, Any]:
+def problem_body(
+    status: int, detail: str, kind: str | None = None, title: str | None = None
+) -> dict[str, Any]:
     phrase = HTTPStatus(status).phrase
     return {
         "type": f"urn:shopstream:problem:{kind}" if kind else "about:blank",
@@ -87,7 +89,9 @@ def field_errors(extra: Any) -> list[dict[str, str]]:
 def _is_unreadable_body(errors: list[dict[str, str]]) -> bool:
     """Body absent, not JSON, or JSON but not an object: the client sent no usable document."""
     return any(
-        e["source"] == "body" and not e["field"] and (e["message"].startswith(_NOT_AN_OBJECT) or e["message"] == "'data'")
+        e["source"] == "body"
+        and not e["field"]
+        and (e["message"].startswith(_NOT_AN_OBJECT) or e["message"] == "'data'")
         for e in errors
     )
 
@@ -115,7 +119,9 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     cid = correlation_id.get()
-    log.error("unhandled error on %s %s (correlation id %s)", request.method, request.url.path, cid, exc_info=exc)
+    log.error(
+        "unhandled error on %s %s (correlation id %s)", request.method, request.url.path, cid, exc_info=exc
+    )
     return problem_response(
         500,
         f"An unexpected error occurred. Quote correlation id {cid} when reporting it.",

@@ -50,7 +50,9 @@ async def test_valid_body_passes(client):
 
 @pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b'"text"', b"42", b"null"])
 async def test_body_that_is_not_a_json_object_is_400(client, body):
-    response = await client.post("/test-only/probe", content=body, headers={"content-type": "application/json"})
+    response = await client.post(
+        "/test-only/probe", content=body, headers={"content-type": "application/json"}
+    )
     assert_problem(response, 400)
 
 

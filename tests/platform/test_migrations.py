@@ -80,7 +80,7 @@ async def test_edited_migration_is_refused(create_database, component):
 
 def test_misnamed_file_is_refused(tmp_path):
     (tmp_path / "1_create.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_name.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
         Component("probe", tmp_path).migrations()
 
 
