@@ -1,0 +1,135 @@
+"""Effectively-once, in-order application of events to one projection.
+
+Every apply runs inside the caller's transaction and moves the projection's tracked version of the
+aggregate with a guarded statement, in the same transaction as the projection's own writes: a
+duplicate finds the version already there, a concurrent applier finds the row locked and then moved,
+and a version jump (Redis lost or reordered entries) is healed by reading the missing events from
+the context's event log. An aggregate with a dead letter keeps its later events parked, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import asyncpg
+
+from bus.errors import ConcurrencyError
+from bus.messages import Envelope, Registry, encoder, envelope_decoder
+from bus.outbox import Outbox
+from observability import metrics
+
+
+class Projection(Protocol):
+    """A read model kept by a consumer: its name is the consumer group's."""
+
+    name: str
+    context: str
+    tables: Sequence[str]
+
+    async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None: ...
+
+
+_INSERT_FIRST = (
+    "INSERT INTO bus.consumer_positions (consumer, aggregate_id, version) VALUES ($1, $2, $3)"
+    " ON CONFLICT DO NOTHING RETURNING 1"
+)
+_MOVE = (
+    "UPDATE bus.consumer_positions SET version = $3"
+    " WHERE consumer = $1 AND aggregate_id = $2 AND version = $4 RETURNING 1"
+)
+_CURRENT = "SELECT version FROM bus.consumer_positions WHERE consumer = $1 AND aggregate_id = $2"
+_DEAD_LETTERED = "SELECT 1 FROM bus.dead_letters WHERE consumer = $1 AND aggregate_id = $2 LIMIT 1 FOR SHARE"
+_PARK = (
+    "INSERT INTO bus.parked (consumer, aggregate_id, aggregate_version, envelope) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT DO NOTHING"
+)
+_PARKED = (
+    "SELECT envelope::text FROM bus.parked WHERE consumer = $1 AND aggregate_id = $2 ORDER BY aggregate_version"
+)
+_UNPARK = "DELETE FROM bus.parked WHERE consumer = $1 AND aggregate_id = $2"
+
+APPLIED, DUPLICATE, HEALED, PARKED = "ok", "duplicate", "healed", "parked"
+
+
+class Inbox:
+    def __init__(self, projection: Projection, outbox: Outbox, registry: Registry) -> None:
+        self.projection = projection
+        self.name = projection.name
+        self.outbox = outbox
+        self.registry = registry
+        self._healed = metrics.gaps_healed.labels(self.name)
+
+    async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> str:
+        """Apply one event (inside the caller's transaction); return what happened to it."""
+        version = envelope.aggregate_version
+        if await self._move(conn, envelope.aggregate_id, version - 1, version):
+            await self._project(conn, envelope)
+            return APPLIED
+        current = await conn.fetchval(_CURRENT, self.name, envelope.aggregate_id) or 0
+        if current >= version:
+            return DUPLICATE
+        if await conn.fetchval(_DEAD_LETTERED, self.name, envelope.aggregate_id):
+            await self.park(conn, envelope)
+            return PARKED
+        await self.catch_up(conn, envelope.aggregate_id, current, version)
+        await self._advance(conn, envelope.aggregate_id, version - 1, version)
+        await self._project(conn, envelope)
+        return HEALED
+
+    async def apply_unless_blocked(self, conn: asyncpg.Connection, envelope: Envelope) -> str:
+        """For an aggregate believed blocked: park behind its dead letter if it still has one."""
+        if await conn.fetchval(_DEAD_LETTERED, self.name, envelope.aggregate_id):
+            current = await conn.fetchval(_CURRENT, self.name, envelope.aggregate_id) or 0
+            if current >= envelope.aggregate_version:
+                return DUPLICATE
+            await self.park(conn, envelope)
+            return PARKED
+        return await self.apply(conn, envelope)
+
+    async def skip(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        """Count the event as handled without projecting it (a dropped dead letter)."""
+        current = await conn.fetchval(_CURRENT, self.name, envelope.aggregate_id) or 0
+        if current >= envelope.aggregate_version:
+            return
+        await self.catch_up(conn, envelope.aggregate_id, current, envelope.aggregate_version)
+        await self._advance(conn, envelope.aggregate_id, envelope.aggregate_version - 1, envelope.aggregate_version)
+
+    async def release_parked(self, conn: asyncpg.Connection, aggregate_id: str) -> int:
+        """Apply the aggregate's parked events in order and forget them."""
+        rows = await conn.fetch(_PARKED, self.name, aggregate_id)
+        await conn.execute(_UNPARK, self.name, aggregate_id)
+        for row in rows:
+            await self.apply(conn, envelope_decoder.decode(row["envelope"]))
+        return len(rows)
+
+    async def park(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        await conn.execute(
+            _PARK, self.name, envelope.aggregate_id, envelope.aggregate_version, encoder.encode(envelope).decode()
+        )
+
+    async def catch_up(self, conn: asyncpg.Connection, aggregate_id: str, current: int, before: int) -> None:
+        """Apply versions current+1 … before-1 from the event log."""
+        if before - current <= 1:
+            return
+        rows = await conn.fetch(self.outbox.select_versions, aggregate_id, current, before)
+        if len(rows) != before - current - 1:
+            raise LookupError(f"event log of {aggregate_id} lacks versions {current + 1}..{before - 1}")
+        for row in rows:
+            envelope = self.outbox.envelope(row)
+            await self._advance(conn, aggregate_id, envelope.aggregate_version - 1, envelope.aggregate_version)
+            await self._project(conn, envelope)
+        self._healed.inc(len(rows))
+
+    async def _project(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        event = self.registry.decode(envelope.type, envelope.payload)
+        await self.projection.apply(conn, envelope, event)
+
+    async def _move(self, conn: asyncpg.Connection, aggregate_id: str, current: int, new: int) -> bool:
+        if current == 0:
+            return bool(await conn.fetchval(_INSERT_FIRST, self.name, aggregate_id, new))
+        return bool(await conn.fetchval(_MOVE, self.name, aggregate_id, new, current))
+
+    async def _advance(self, conn: asyncpg.Connection, aggregate_id: str, current: int, new: int) -> None:
+        if not await self._move(conn, aggregate_id, current, new):
+            raise ConcurrencyError(f"{self.name}: {aggregate_id} moved past version {current} meanwhile")

@@ -1,0 +1,187 @@
+"""The outbox: each context's event log, written inside the command's transaction, and its relay.
+
+The relay claims a batch of unpublished rows in one statement (`FOR UPDATE SKIP LOCKED`, so relays
+never share a row), XADDs them in one pipeline to each event's partition stream, and marks them
+published in the same transaction. A crash between XADD and commit publishes the batch again later:
+consumers deduplicate. It never relays by an "id greater than the last seen" mark: positions commit
+out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bus.aggregate import Aggregate
+from bus.config import BusConfig
+from bus.messages import Envelope, encoder
+
+log = logging.getLogger("shopstream.relay")
+CHANNEL = "shopstream_outbox"
+
+
+class Headers(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    correlation_id: str
+    causation_id: str
+    traceparent: str | None = None
+
+
+def partition_of(aggregate_id: str, partitions: int) -> int:
+    return zlib.crc32(aggregate_id.encode()) % partitions
+
+
+class Outbox:
+    """SQL of one context's event log, built once."""
+
+    def __init__(self, context: str, schema: str | None = None) -> None:
+        self.context = context
+        table = f"{schema or context}.outbox"
+        self.table = table
+        self._insert = (
+            f"INSERT INTO {table} (event_id, type, schema_version, aggregate_type, aggregate_id,"
+            " aggregate_version, occurred_at, payload, headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )
+        columns = (
+            "position, event_id, type, schema_version, aggregate_type, aggregate_id, aggregate_version,"
+            " occurred_at, payload::text AS payload, headers::text AS headers"
+        )
+        self.claim = (
+            f"SELECT {columns} FROM {table} WHERE published_at IS NULL"
+            " ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED"
+        )
+        self.mark_published = f"UPDATE {table} SET published_at = clock_timestamp() WHERE position = ANY($1)"
+        self.select_versions = (
+            f"SELECT {columns} FROM {table} WHERE aggregate_id = $1"
+            " AND aggregate_version > $2 AND aggregate_version < $3 ORDER BY aggregate_version"
+        )
+        self.select_aggregate = (
+            f"SELECT {columns} FROM {table} WHERE aggregate_id = $1 ORDER BY aggregate_version"
+        )
+        self.select_all = f"SELECT {columns} FROM {table} WHERE position > $1 ORDER BY position LIMIT $2"
+
+    async def append(self, conn: asyncpg.Connection, aggregate: Aggregate, headers: Headers) -> None:
+        """Write the aggregate's pending events; the insert trigger sends the NOTIFY on commit."""
+        now = datetime.now(UTC)
+        header_json = encoder.encode(headers).decode()
+        first = aggregate.loaded_version
+        rows = [
+            (
+                uuid.uuid4(),
+                event.tag(),
+                event.schema_version,
+                aggregate.aggregate_type,
+                aggregate.id,
+                first + offset,
+                now,
+                encoder.encode(event).decode(),
+                header_json,
+            )
+            for offset, event in enumerate(aggregate.pending_events, start=1)
+        ]
+        if len(rows) == 1:
+            await conn.execute(self._insert, *rows[0])
+        elif rows:
+            await conn.executemany(self._insert, rows)
+
+    def envelope(self, row: asyncpg.Record) -> Envelope:
+        headers = msgspec.json.decode(row["headers"], type=Headers)
+        return Envelope(
+            event_id=row["event_id"],
+            type=row["type"],
+            schema_version=row["schema_version"],
+            context=self.context,
+            aggregate_type=row["aggregate_type"],
+            aggregate_id=row["aggregate_id"],
+            aggregate_version=row["aggregate_version"],
+            occurred_at=row["occurred_at"],
+            correlation_id=headers.correlation_id,
+            causation_id=headers.causation_id,
+            traceparent=headers.traceparent,
+            payload=msgspec.Raw(row["payload"].encode()),
+        )
+
+
+class Relay:
+    """Publishes one context's outbox to its partition streams."""
+
+    def __init__(self, outbox: Outbox, pool: asyncpg.Pool, redis: Redis, config: BusConfig) -> None:
+        self.outbox = outbox
+        self.pool = pool
+        self.redis = redis
+        self.config = config
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    def stream_of(self, aggregate_id: str) -> str:
+        return self.config.stream(self.outbox.context, partition_of(aggregate_id, self.config.partitions))
+
+    async def relay_once(self) -> int:
+        """Publish one batch; return how many rows it held. Redis errors leave the rows unpublished."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(self.outbox.claim, self.config.relay_batch)
+            if not rows:
+                return 0
+            await self._publish(rows)
+            await conn.execute(self.outbox.mark_published, [r["position"] for r in rows])
+        self.published += len(rows)
+        return len(rows)
+
+    async def _publish(self, rows: Sequence[asyncpg.Record]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        maxlen = self.config.stream_maxlen
+        for row in rows:
+            entry = encoder.encode(self.outbox.envelope(row))
+            pipe.xadd(self.stream_of(row["aggregate_id"]), {"e": entry}, maxlen=maxlen, approximate=True)
+        await pipe.execute()
+
+    async def run(self, listen_dsn: str | None = None, stopping: asyncio.Event | None = None) -> None:
+        """Relay until cancelled or `stopping` is set: wake on NOTIFY, poll slowly as a fallback."""
+        listener = await self._listen(listen_dsn) if listen_dsn else None
+        backoff = 0.0
+        try:
+            while stopping is None or not stopping.is_set():
+                try:
+                    count = await self.relay_once()
+                    backoff = 0.0
+                except (RedisError, OSError) as exc:
+                    backoff = min(max(backoff * 2, 0.1), 30.0)
+                    log.warning("relay %s: publishing failed (%s); retrying in %.1fs", self.outbox.context, exc, backoff)
+                    await asyncio.sleep(backoff)
+                    continue
+                if count == self.config.relay_batch:
+                    continue  # more is waiting
+                self._wake.clear()
+                await self._sleep(stopping)
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    async def _sleep(self, stopping: asyncio.Event | None) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait())]
+        if stopping is not None:
+            waiters.append(asyncio.ensure_future(stopping.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=self.config.relay_poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _listen(self, dsn: str) -> asyncpg.Connection:
+        conn = await asyncpg.connect(dsn)
+
+        def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            if payload == self.outbox.context:
+                self._wake.set()
+
+        await conn.add_listener(CHANNEL, on_notify)
+        return conn

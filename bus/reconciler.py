@@ -1,0 +1,70 @@
+"""The reconciler: Redis is not trusted to keep what it acknowledged.
+
+It looks for events published more than a grace period ago that its consumer has not applied (and
+that no dead letter holds back), and XADDs them to their partition stream again; the inbox drops
+whatever turns out to be a duplicate. A mark per consumer bounds the scan: every event published
+before it is known to be applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import asyncpg
+from redis.asyncio import Redis
+
+from bus.config import BusConfig
+from bus.inbox import Inbox
+from bus.messages import encoder
+from bus.outbox import partition_of
+from observability import metrics
+
+log = logging.getLogger("shopstream.reconciler")
+
+_MARK = "SELECT published_after FROM bus.reconciler_marks WHERE consumer = $1"
+_SET_MARK = (
+    "INSERT INTO bus.reconciler_marks (consumer, published_after) VALUES ($1, $2)"
+    " ON CONFLICT (consumer) DO UPDATE SET published_after = EXCLUDED.published_after"
+)
+
+
+class Reconciler:
+    def __init__(self, inbox: Inbox, pool: asyncpg.Pool, redis: Redis, config: BusConfig, limit: int = 1000) -> None:
+        self.inbox = inbox
+        self.pool = pool
+        self.redis = redis
+        self.config = config
+        self.limit = limit
+        table = inbox.outbox.table
+        self._unapplied = f"""
+            SELECT o.*, o.payload::text AS payload, o.headers::text AS headers
+            FROM {table} o
+            LEFT JOIN bus.consumer_positions p ON p.consumer = $1 AND p.aggregate_id = o.aggregate_id
+            WHERE o.published_at > $2 AND o.published_at <= $3
+              AND o.aggregate_version > coalesce(p.version, 0)
+              AND NOT EXISTS (SELECT 1 FROM bus.dead_letters d
+                              WHERE d.consumer = $1 AND d.aggregate_id = o.aggregate_id)
+            ORDER BY o.position LIMIT $4
+        """
+        self._redelivered = metrics.redelivered.labels(inbox.name)
+
+    async def run_once(self) -> int:
+        """One pass; return how many events were delivered again."""
+        name = self.inbox.name
+        async with self.pool.acquire() as conn:
+            upto = await conn.fetchval("SELECT now() - $1::interval", timedelta(seconds=self.config.reconcile_grace))
+            since = await conn.fetchval(_MARK, name) or await conn.fetchval("SELECT '-infinity'::timestamptz")
+            rows = await conn.fetch(self._unapplied, name, since, upto, self.limit)
+            if not rows:
+                await conn.execute(_SET_MARK, name, upto)
+                return 0
+        pipe = self.redis.pipeline(transaction=False)
+        outbox = self.inbox.outbox
+        for row in rows:
+            stream = self.config.stream(outbox.context, partition_of(row["aggregate_id"], self.config.partitions))
+            pipe.xadd(stream, {"e": encoder.encode(outbox.envelope(row))})
+        await pipe.execute()
+        self._redelivered.inc(len(rows))
+        log.info("%s: delivered %d unapplied event(s) again", name, len(rows))
+        return len(rows)

@@ -1,0 +1,2 @@
+-- The catalogue context's outbox: its event log.
+SELECT bus.create_outbox('catalogue');

@@ -1,0 +1,2 @@
+-- The identity context's outbox: its event log.
+SELECT bus.create_outbox('identity');
