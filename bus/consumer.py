@@ -92,7 +92,10 @@ class Consumer:
     async def _hold(self, partition: int, stopping: asyncio.Event) -> None:
         """Take the partition's lease whenever it is free, and work it while held."""
         lease = Lease(
-            self.redis, f"{self.config.redis_prefix}.lease.{self.name}.{partition}", self.owner, self.config.lease_ttl
+            self.redis,
+            f"{self.config.redis_prefix}.lease.{self.name}.{partition}",
+            self.owner,
+            self.config.lease_ttl,
         )
         while not stopping.is_set():
             if await lease.acquire():
@@ -129,7 +132,9 @@ class PartitionWorker:
         self._in_flight: set[bytes] = set()
         self._to_ack: list[bytes] = []
         self.reconciler = (
-            Reconciler(consumer.inbox, consumer.pool, consumer.redis, consumer.config) if partition == 0 else None
+            Reconciler(consumer.inbox, consumer.pool, consumer.redis, consumer.config)
+            if partition == 0
+            else None
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -153,7 +158,7 @@ class PartitionWorker:
                 await self.reconciler.run_once()
                 next_reconcile = now + self.config.reconcile_interval
             block_ms = self._block_ms(min(next_renew, next_reclaim, next_reconcile))
-            reply = await self.redis.xreadgroup(
+            reply: Any = await self.redis.xreadgroup(
                 self.group, self.name, {self.stream: ">"}, count=self.config.read_batch, block=block_ms
             )
             if reply:
@@ -167,7 +172,7 @@ class PartitionWorker:
         """Entries delivered to this partition's name but never acknowledged (a holder died)."""
         last = "0"
         while True:
-            reply = await self.redis.xreadgroup(
+            reply: Any = await self.redis.xreadgroup(
                 self.group, self.name, {self.stream: last}, count=self.config.read_batch
             )
             entries = reply[0][1] if reply else []
@@ -181,9 +186,10 @@ class PartitionWorker:
         idle_ms = int(self.config.reclaim_idle * 1000)
         start = "0-0"
         while True:
-            start, entries, deleted = await self.redis.xautoclaim(
+            claimed: Any = await self.redis.xautoclaim(
                 self.stream, self.group, self.name, idle_ms, start_id=start, count=self.config.read_batch
             )
+            start, entries, deleted = claimed
             fresh = [e for e in entries if e[0] not in self._in_flight]
             if fresh:
                 metrics.reclaimed.labels(self.group).inc(len(fresh))

@@ -80,7 +80,9 @@ async def drop(pool: asyncpg.Pool, inboxes: dict[str, Inbox], dead_letter_id: in
     return await _resolve(pool, inboxes, dead_letter_id, apply=False)
 
 
-async def _resolve(pool: asyncpg.Pool, inboxes: dict[str, Inbox], dead_letter_id: int, apply: bool) -> dict[str, Any]:
+async def _resolve(
+    pool: asyncpg.Pool, inboxes: dict[str, Inbox], dead_letter_id: int, apply: bool
+) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(_LOCK, dead_letter_id)
         if row is None:

@@ -45,7 +45,8 @@ _PARK = (
     " ON CONFLICT DO NOTHING"
 )
 _PARKED = (
-    "SELECT envelope::text FROM bus.parked WHERE consumer = $1 AND aggregate_id = $2 ORDER BY aggregate_version"
+    "SELECT envelope::text FROM bus.parked"
+    " WHERE consumer = $1 AND aggregate_id = $2 ORDER BY aggregate_version"
 )
 _UNPARK = "DELETE FROM bus.parked WHERE consumer = $1 AND aggregate_id = $2"
 
@@ -93,7 +94,9 @@ class Inbox:
         if current >= envelope.aggregate_version:
             return
         await self.catch_up(conn, envelope.aggregate_id, current, envelope.aggregate_version)
-        await self._advance(conn, envelope.aggregate_id, envelope.aggregate_version - 1, envelope.aggregate_version)
+        await self._advance(
+            conn, envelope.aggregate_id, envelope.aggregate_version - 1, envelope.aggregate_version
+        )
 
     async def release_parked(self, conn: asyncpg.Connection, aggregate_id: str) -> int:
         """Apply the aggregate's parked events in order and forget them."""
@@ -105,7 +108,11 @@ class Inbox:
 
     async def park(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         await conn.execute(
-            _PARK, self.name, envelope.aggregate_id, envelope.aggregate_version, encoder.encode(envelope).decode()
+            _PARK,
+            self.name,
+            envelope.aggregate_id,
+            envelope.aggregate_version,
+            encoder.encode(envelope).decode(),
         )
 
     async def catch_up(self, conn: asyncpg.Connection, aggregate_id: str, current: int, before: int) -> None:
@@ -117,7 +124,9 @@ class Inbox:
             raise LookupError(f"event log of {aggregate_id} lacks versions {current + 1}..{before - 1}")
         for row in rows:
             envelope = self.outbox.envelope(row)
-            await self._advance(conn, aggregate_id, envelope.aggregate_version - 1, envelope.aggregate_version)
+            await self._advance(
+                conn, aggregate_id, envelope.aggregate_version - 1, envelope.aggregate_version
+            )
             await self._project(conn, envelope)
         self._healed.inc(len(rows))
 

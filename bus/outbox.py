@@ -155,7 +155,12 @@ class Relay:
                     backoff = 0.0
                 except (RedisError, OSError) as exc:
                     backoff = min(max(backoff * 2, 0.1), 30.0)
-                    log.warning("relay %s: publishing failed (%s); retrying in %.1fs", self.outbox.context, exc, backoff)
+                    log.warning(
+                        "relay %s: publishing failed (%s); retrying in %.1fs",
+                        self.outbox.context,
+                        exc,
+                        backoff,
+                    )
                     await asyncio.sleep(backoff)
                     continue
                 if count == self.config.relay_batch:
@@ -171,7 +176,9 @@ class Relay:
         if stopping is not None:
             waiters.append(asyncio.ensure_future(stopping.wait()))
         try:
-            await asyncio.wait(waiters, timeout=self.config.relay_poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=self.config.relay_poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for waiter in waiters:
                 waiter.cancel()

@@ -30,7 +30,9 @@ _SET_MARK = (
 
 
 class Reconciler:
-    def __init__(self, inbox: Inbox, pool: asyncpg.Pool, redis: Redis, config: BusConfig, limit: int = 1000) -> None:
+    def __init__(
+        self, inbox: Inbox, pool: asyncpg.Pool, redis: Redis, config: BusConfig, limit: int = 1000
+    ) -> None:
         self.inbox = inbox
         self.pool = pool
         self.redis = redis
@@ -53,7 +55,9 @@ class Reconciler:
         """One pass; return how many events were delivered again."""
         name = self.inbox.name
         async with self.pool.acquire() as conn:
-            upto = await conn.fetchval("SELECT now() - $1::interval", timedelta(seconds=self.config.reconcile_grace))
+            upto = await conn.fetchval(
+                "SELECT now() - $1::interval", timedelta(seconds=self.config.reconcile_grace)
+            )
             since = await conn.fetchval(_MARK, name) or await conn.fetchval("SELECT '-infinity'::timestamptz")
             rows = await conn.fetch(self._unapplied, name, since, upto, self.limit)
             if not rows:
@@ -62,7 +66,9 @@ class Reconciler:
         pipe = self.redis.pipeline(transaction=False)
         outbox = self.inbox.outbox
         for row in rows:
-            stream = self.config.stream(outbox.context, partition_of(row["aggregate_id"], self.config.partitions))
+            stream = self.config.stream(
+                outbox.context, partition_of(row["aggregate_id"], self.config.partitions)
+            )
             pipe.xadd(stream, {"e": encoder.encode(outbox.envelope(row))})
         await pipe.execute()
         self._redelivered.inc(len(rows))

@@ -18,7 +18,9 @@ Task = Callable[[asyncio.Event], Awaitable[None]]
 
 
 class Supervisor:
-    def __init__(self, tasks: Mapping[str, Task], shutdown_grace: float = 8.0, max_backoff: float = 30.0) -> None:
+    def __init__(
+        self, tasks: Mapping[str, Task], shutdown_grace: float = 8.0, max_backoff: float = 30.0
+    ) -> None:
         self.tasks = dict(tasks)
         self.shutdown_grace = shutdown_grace
         self.max_backoff = max_backoff

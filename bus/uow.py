@@ -84,7 +84,10 @@ class UnitOfWork:
         if self.meta.idempotency_key is not None:
             try:
                 await self.conn.execute(
-                    _REMEMBER, self.meta.idempotency_key, self.meta.fingerprint, encoder.encode(outcome).decode()
+                    _REMEMBER,
+                    self.meta.idempotency_key,
+                    self.meta.fingerprint,
+                    encoder.encode(outcome).decode(),
                 )
             except asyncpg.UniqueViolationError:
                 raise IdempotencyKeyInFlight(self.meta.idempotency_key) from None

@@ -35,12 +35,18 @@ end_to_end_lag = Histogram(
     ["consumer"],
     buckets=_LAG_BUCKETS,
 )
-consumer_lag = Gauge("shopstream_consumer_lag", "Stream entries not yet delivered to a group.", ["stream", "group"])
+consumer_lag = Gauge(
+    "shopstream_consumer_lag", "Stream entries not yet delivered to a group.", ["stream", "group"]
+)
 dead_letters = Gauge("shopstream_dead_letters", "Dead letters waiting for an operator.", ["context"])
 pending_idle = Gauge(
-    "shopstream_pending_entry_max_idle_seconds", "Longest idle time of a pending stream entry.", ["stream", "group"]
+    "shopstream_pending_entry_max_idle_seconds",
+    "Longest idle time of a pending stream entry.",
+    ["stream", "group"],
 )
-gaps_healed = Counter("shopstream_gaps_healed_total", "Events read from the event log to close a gap.", ["consumer"])
+gaps_healed = Counter(
+    "shopstream_gaps_healed_total", "Events read from the event log to close a gap.", ["consumer"]
+)
 reclaimed = Counter("shopstream_reclaimed_total", "Pending entries reclaimed with XAUTOCLAIM.", ["consumer"])
 redelivered = Counter(
     "shopstream_reconciler_redelivered_total", "Events the reconciler delivered again.", ["consumer"]

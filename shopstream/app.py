@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,8 +11,9 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from bus.module import ContextModule
 from shopstream import __version__
-from shopstream.bootstrap import Resources
+from shopstream.bootstrap import PRODUCT_MODULES, Messaging
 from shopstream.edge import MAX_BODY_BYTES, Edge
 from shopstream.embedded import with_embedded_defaults
 from shopstream.health import health, ready
@@ -19,25 +21,37 @@ from shopstream.problems import EXCEPTION_HANDLERS
 from shopstream.settings import Settings
 
 
-def create_app(settings: Settings | None = None, *, route_handlers: Sequence[Any] = ()) -> Litestar:
-    """Build the API; pools and clients open in the lifespan, inside the server's event loop."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    modules: Sequence[ContextModule] = PRODUCT_MODULES,
+    run_workers: bool = False,
+    route_handlers: Sequence[Any] = (),
+) -> Litestar:
+    """Build the API. Pools and clients open in the lifespan, inside the server's event loop;
+    with `run_workers` the relays and consumers run in the same process (`shopstream serve`)."""
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         resolved, servers = with_embedded_defaults(settings)
-        resources = Resources(resolved)
-        await resources.open()
-        app.state.resources = resources
+        messaging = await Messaging.open(resolved, modules)
+        app.state.messaging = messaging
+        app.state.resources = messaging.resources
+        supervisor = messaging.supervisor() if run_workers else None
+        background = asyncio.create_task(supervisor.run()) if supervisor else None
         try:
             yield
         finally:
-            await resources.close()
+            if supervisor is not None and background is not None:
+                supervisor.stop()
+                await background
+            await messaging.close()
             if servers is not None:
                 servers.stop()
 
     app = Litestar(
-        route_handlers=[health, ready, *route_handlers],
+        route_handlers=[health, ready, *(h for m in modules for h in m.route_handlers), *route_handlers],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=MAX_BODY_BYTES,

@@ -1,32 +1,42 @@
-"""Composition root: which components live in which database, and the connections a process holds."""
+"""Composition root: which components live in which database, the connections a process holds, and
+the messaging (bus, relays, consumers) wired over them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.resources import files
 
 import asyncpg
 from redis.asyncio import Redis
 
+from bus.bus import Bus, Route
+from bus.config import BusConfig
+from bus.consumer import Consumer
+from bus.inbox import Inbox
+from bus.messages import registry
+from bus.module import ContextModule
+from bus.outbox import Outbox, Relay
+from bus.supervisor import Supervisor, Task
+from contexts import catalogue, identity
 from shopstream.migrate import Component
 from shopstream.settings import Settings
 
-CONTEXTS = ("identity", "catalogue")
 BUS = Component("bus", files("bus") / "migrations")
+PRODUCT_MODULES: tuple[ContextModule, ...] = (identity.module, catalogue.module)
 
 
-def context_component(context: str) -> Component:
-    return Component(context, files(f"contexts.{context}") / "migrations")
-
-
-def migration_plan(settings: Settings, contexts: tuple[str, ...] = CONTEXTS) -> dict[str, list[Component]]:
+def migration_plan(
+    settings: Settings, modules: Sequence[ContextModule] = PRODUCT_MODULES
+) -> dict[str, list[Component]]:
     """Components per database URL: the bus's tables in every database, each context in its own."""
     plan: dict[str, list[Component]] = {}
-    for context in contexts:
-        url = settings.database_url_for(context)
+    for module in modules:
+        url = settings.database_url_for(module.name)
         if url is None:
-            raise ValueError(f"no database configured for context {context!r}")
-        plan.setdefault(url, [BUS]).append(context_component(context))
+            raise ValueError(f"no database configured for context {module.name!r}")
+        plan.setdefault(url, [BUS]).append(Component(module.name, module.migrations))
     return plan
 
 
@@ -38,7 +48,7 @@ class Resources:
     pools: dict[str, asyncpg.Pool] = field(default_factory=dict)  # context -> pool
     redis: Redis | None = None
 
-    async def open(self, contexts: tuple[str, ...] = CONTEXTS) -> None:
+    async def open(self, contexts: Iterable[str]) -> None:
         by_url: dict[str, asyncpg.Pool] = {}
         for context in contexts:
             url = self.settings.database_url_for(context)
@@ -62,3 +72,61 @@ class Resources:
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
+
+
+class Messaging:
+    """The bus, outboxes and inboxes of one process; `supervisor()` builds its background work."""
+
+    def __init__(self, resources: Resources, modules: Sequence[ContextModule], config: BusConfig) -> None:
+        self.resources = resources
+        self.modules = {m.name: m for m in modules}
+        self.config = config
+        self.bus = Bus(config)
+        self.outboxes = {m.name: Outbox(m.name) for m in modules}
+        for module in modules:
+            for command_type, handler in module.handlers.items():
+                route = Route(module.name, handler, resources.pools[module.name], self.outboxes[module.name])
+                self.bus.register(command_type, route)
+        self.inboxes = {
+            p.name: Inbox(p, self.outboxes[p.context], registry) for m in modules for p in m.projections
+        }
+
+    @classmethod
+    async def open(cls, settings: Settings, modules: Sequence[ContextModule] = PRODUCT_MODULES) -> Messaging:
+        resources = Resources(settings)
+        await resources.open(m.name for m in modules)
+        return cls(resources, modules, settings.bus_config())
+
+    async def close(self) -> None:
+        await self.resources.close()
+
+    def pool_of(self, context: str) -> asyncpg.Pool:
+        return self.resources.pools[context]
+
+    @property
+    def redis(self) -> Redis:
+        assert self.resources.redis is not None
+        return self.resources.redis
+
+    def relay(self, context: str) -> Relay:
+        return Relay(self.outboxes[context], self.pool_of(context), self.redis, self.config)
+
+    def consumer(self, name: str) -> Consumer:
+        inbox = self.inboxes[name]
+        return Consumer(inbox, self.pool_of(inbox.projection.context), self.redis, self.config)
+
+    def supervisor(self, contexts: Iterable[str] | None = None) -> Supervisor:
+        """Relays and consumers of the given contexts (default: all)."""
+        chosen = set(self.modules if contexts is None else contexts)
+        tasks: dict[str, Task] = {}
+        for context in sorted(chosen):
+            listen_dsn = self.resources.settings.database_url_for(context)
+            tasks[f"relay:{context}"] = partial(_run_relay, self.relay(context), listen_dsn)
+        for name, inbox in self.inboxes.items():
+            if inbox.projection.context in chosen:
+                tasks[f"consumer:{name}"] = self.consumer(name).run
+        return Supervisor(tasks, self.config.shutdown_grace)
+
+
+async def _run_relay(relay: Relay, listen_dsn: str | None, stopping) -> None:  # type: ignore[no-untyped-def]
+    await relay.run(listen_dsn, stopping)

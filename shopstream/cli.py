@@ -1,31 +1,51 @@
-"""The `shopstream` command: serve, api, migrate."""
+"""The `shopstream` command: serve, api, worker, migrate, dlq, projections."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
+
 from shopstream import __version__
-from shopstream.bootstrap import migration_plan
+from shopstream.bootstrap import PRODUCT_MODULES, Messaging, migration_plan
 from shopstream.embedded import EmbeddedServers, with_embedded_defaults
 from shopstream.migrate import MigrationError, migrate_all
 from shopstream.settings import ConfigurationError, Settings
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__)
     parser.add_argument("--version", action="version", version=f"shopstream {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="API and background workers in one process (migrates first)")
+    commands.add_parser("serve", help="API, relays and consumers in one process (migrates first)")
     api = commands.add_parser("api", help="the HTTP API only")
     api.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    worker = commands.add_parser("worker", help="relays and consumers only; run as many as you like")
+    worker.add_argument("--context", choices=[m.name for m in PRODUCT_MODULES], help="only this context")
     commands.add_parser("migrate", help="apply pending database migrations")
-    args = parser.parse_args(argv)
+    dlq = commands.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
+    listing = dlq.add_parser("list", help="list dead letters")
+    listing.add_argument("--consumer")
+    for action in ("replay", "drop"):
+        dlq.add_parser(action, help=f"{action} one dead letter").add_argument("id", type=int)
+    projections = commands.add_parser("projections", help="read models").add_subparsers(
+        dest="action", required=True
+    )
+    projections.add_parser(
+        "rebuild", help="reset one projection and replay it from the event log"
+    ).add_argument("name")
+    return parser
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigurationError as exc:
@@ -40,9 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {name}" for name in applied))
             return 0
-        _print_banner(settings, servers, args.command)
-        _serve(settings, workers=getattr(args, "workers", 1))
-        return 0
+        if args.command in ("serve", "api"):
+            _print_banner(settings, servers, args.command)
+            _serve(settings, workers=getattr(args, "workers", 1), run_workers=args.command == "serve")
+            return 0
+        if args.command == "worker":
+            _print_banner(settings, servers, "worker")
+            asyncio.run(_worker(settings, args.context))
+            return 0
+        return asyncio.run(_with_messaging(settings, _OPERATIONS[(args.command, args.action)], args))
     except (ConfigurationError, MigrationError, OSError) as exc:
         print(f"shopstream: {exc}", file=sys.stderr)
         return 1
@@ -51,33 +77,94 @@ def main(argv: Sequence[str] | None = None) -> int:
             servers.stop()
 
 
-def _serve(settings: Settings, workers: int) -> None:
+def _serve(settings: Settings, workers: int, run_workers: bool) -> None:
     import uvicorn
 
-    options = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level.lower(),
-        "loop": "auto",
-        "http": "auto",
-        "access_log": False,
-        "lifespan": "on",
-    }
+    options: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_level": settings.log_level.lower(),
+        "access_log": False, "lifespan": "on", "timeout_graceful_shutdown": 10,
+    }  # fmt: skip
     if workers > 1:
-        # Workers are fresh processes: they read the resolved URLs from the environment.
+        # Server processes start fresh: they read the resolved URLs from the environment.
         os.environ["DATABASE_URL"] = settings.database_url or ""
         os.environ["REDIS_URL"] = settings.redis_url or ""
-        uvicorn.run("shopstream.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        uvicorn.run("shopstream.app:create_app", factory=True, workers=workers, **options)
         return
     from shopstream.app import create_app
 
-    uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+    uvicorn.run(create_app(settings, run_workers=run_workers), **options)
+
+
+async def _worker(settings: Settings, context: str | None) -> None:
+    messaging = await Messaging.open(settings)
+    supervisor = messaging.supervisor(None if context is None else [context])
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, supervisor.stop)
+    try:
+        await supervisor.run()
+    finally:
+        await messaging.close()
+
+
+async def _with_messaging(
+    settings: Settings, operation: Callable[[Messaging, argparse.Namespace], Awaitable[int]], args: Any
+) -> int:
+    messaging = await Messaging.open(settings)
+    try:
+        return await operation(messaging, args)
+    finally:
+        await messaging.close()
+
+
+async def _dlq_list(messaging: Messaging, args: argparse.Namespace) -> int:
+    from bus import deadletters
+
+    for context in messaging.modules:
+        for letter in await deadletters.listing(messaging.pool_of(context), args.consumer):
+            print(msgspec.json.encode(letter).decode())
+    return 0
+
+
+async def _dlq_resolve(messaging: Messaging, args: argparse.Namespace) -> int:
+    from bus import deadletters
+
+    action = deadletters.replay if args.action == "replay" else deadletters.drop
+    for pool in {id(p): p for p in messaging.resources.pools.values()}.values():
+        try:
+            print(msgspec.json.encode(await action(pool, messaging.inboxes, args.id)).decode())
+            return 0
+        except deadletters.DeadLetterNotFound:
+            continue
+    print(f"shopstream: no dead letter {args.id}", file=sys.stderr)
+    return 1
+
+
+async def _rebuild(messaging: Messaging, args: argparse.Namespace) -> int:
+    from bus.rebuild import rebuild
+
+    inbox = messaging.inboxes.get(args.name)
+    if inbox is None:
+        print(f"shopstream: no projection {args.name!r}; known: {', '.join(messaging.inboxes) or 'none'}")
+        return 1
+    applied = await rebuild(messaging.pool_of(inbox.projection.context), inbox)
+    print(f"rebuilt {args.name}: {applied} event(s) applied")
+    return 0
+
+
+_OPERATIONS: dict[tuple[str, str], Callable[[Messaging, argparse.Namespace], Awaitable[int]]] = {
+    ("dlq", "list"): _dlq_list,
+    ("dlq", "replay"): _dlq_resolve,
+    ("dlq", "drop"): _dlq_resolve,
+    ("projections", "rebuild"): _rebuild,
+}
 
 
 def _print_banner(settings: Settings, servers: EmbeddedServers | None, command: str) -> None:
     base = f"http://{settings.host}:{settings.port}"
     embedded = f" (embedded, data in {servers.data_dir})" if servers else ""
-    print(f"ShopStream {__version__} {command}: {base}  docs: {base}/schema", flush=True)
+    where = f": {base}  docs: {base}/schema" if command != "worker" else ""
+    print(f"ShopStream {__version__} {command}{where}", flush=True)
     print(f"  PostgreSQL: {_without_password(settings.database_url)}{embedded}", flush=True)
     print(f"  Redis:      {_without_password(settings.redis_url)}{embedded}", flush=True)
 

@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from bus import errors
 from observability.logging import correlation_id
 
 PROBLEM_JSON = "application/problem+json"
@@ -129,4 +130,34 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     )
 
 
-EXCEPTION_HANDLERS = {HTTPException: on_http_exception, Exception: on_unexpected}
+_BUS_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    errors.NotFound: (404, "not-found"),
+    errors.Conflict: (409, "conflict"),
+    errors.VersionMismatch: (412, "version-mismatch"),
+    errors.IdempotencyKeyReused: (422, "idempotency-key-reused"),
+    errors.IdempotencyKeyInFlight: (409, "idempotency-key-in-flight"),
+    errors.Overloaded: (503, "overloaded"),
+}
+
+
+def on_bus_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Domain and bus errors: the nearest mapped base class decides the status."""
+    for cls in type(exc).__mro__:
+        if cls in _BUS_ERRORS:
+            status, kind = _BUS_ERRORS[cls]
+            break
+    else:  # pragma: no cover - only mapped classes are registered
+        return on_unexpected(request, exc)
+    headers = {"Retry-After": str(errors.Overloaded.retry_after)} if status == 503 else None
+    extensions = getattr(exc, "problem_extensions", None) or {}
+    detail = str(exc) or HTTPStatus(status).description
+    if status == 404:
+        detail = f"{detail} does not exist" if str(exc) else detail
+    return problem_response(status, detail, kind=getattr(exc, "kind", kind), headers=headers, **extensions)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    HTTPException: on_http_exception,
+    Exception: on_unexpected,
+    **dict.fromkeys(_BUS_ERRORS, on_bus_error),
+}

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from bus.config import BusConfig
+
 PostgresUrl = Annotated[str, msgspec.Meta(pattern=r"^postgres(ql)?://\S+$")]
 RedisUrl = Annotated[str, msgspec.Meta(pattern=r"^(rediss?|unix)://\S+$")]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -39,6 +41,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         default=10, name="SHOPSTREAM_DB_POOL_SIZE"
     )
     ready_timeout: Positive = msgspec.field(default=2.0, name="SHOPSTREAM_READY_TIMEOUT")
+    partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = msgspec.field(
+        default=4, name="SHOPSTREAM_STREAM_PARTITIONS"
+    )
+    retry_base: Positive = msgspec.field(default=0.2, name="SHOPSTREAM_RETRY_BASE")
+    retry_cap: Positive = msgspec.field(default=30.0, name="SHOPSTREAM_RETRY_CAP")
+    retry_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = msgspec.field(
+        default=8, name="SHOPSTREAM_RETRY_ATTEMPTS"
+    )
+    reclaim_idle: Positive = msgspec.field(default=60.0, name="SHOPSTREAM_RECLAIM_IDLE")
+    reconcile_grace: Positive = msgspec.field(default=30.0, name="SHOPSTREAM_RECONCILE_GRACE")
+    lease_ttl: Positive = msgspec.field(default=10.0, name="SHOPSTREAM_LEASE_TTL")
+    command_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = msgspec.field(
+        default=3, name="SHOPSTREAM_COMMAND_ATTEMPTS"
+    )
+    max_mailboxes: Annotated[int, msgspec.Meta(ge=1)] = msgspec.field(
+        default=10_000, name="SHOPSTREAM_MAX_MAILBOXES"
+    )
+    mailbox_capacity: Annotated[int, msgspec.Meta(ge=1)] = msgspec.field(
+        default=100, name="SHOPSTREAM_MAILBOX_CAPACITY"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +76,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise ConfigurationError(_describe(exc, raw)) from None
+
+    def bus_config(self) -> BusConfig:
+        return BusConfig(
+            redis_prefix=self.redis_prefix,
+            partitions=self.partitions,
+            retry_base=self.retry_base,
+            retry_cap=self.retry_cap,
+            retry_attempts=self.retry_attempts,
+            reclaim_idle=self.reclaim_idle,
+            reconcile_grace=self.reconcile_grace,
+            reconcile_interval=min(10.0, self.reconcile_grace / 3),
+            lease_ttl=self.lease_ttl,
+            command_attempts=self.command_attempts,
+            max_mailboxes=self.max_mailboxes,
+            mailbox_capacity=self.mailbox_capacity,
+        )
 
     def database_url_for(self, context: str) -> str | None:
         """The database a context lives in: its own URL when given, else the shared one."""

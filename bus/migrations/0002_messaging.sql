@@ -68,8 +68,9 @@ BEGIN
         );
         CREATE INDEX outbox_unpublished ON %1$I.outbox (position) WHERE published_at IS NULL;
         CREATE INDEX outbox_published_at ON %1$I.outbox (published_at);
-        CREATE FUNCTION %1$I.outbox_notify() RETURNS trigger LANGUAGE plpgsql AS
-            'BEGIN PERFORM pg_notify(''shopstream_outbox'', %2$L); RETURN NULL; END';
+        CREATE FUNCTION %1$I.outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $body$
+            BEGIN PERFORM pg_notify('shopstream_outbox', %2$L); RETURN NULL; END
+        $body$;
         -- One notification per inserting statement, sent on commit: the relay wakes on commit.
         CREATE TRIGGER outbox_notify AFTER INSERT ON %1$I.outbox
             FOR EACH STATEMENT EXECUTE FUNCTION %1$I.outbox_notify();

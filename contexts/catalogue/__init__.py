@@ -1,1 +1,7 @@
-"""The catalogue bounded context."""
+"""The catalogue bounded context: exports its handlers, projections, routes and migrations."""
+
+from importlib.resources import files
+
+from bus.module import ContextModule
+
+module = ContextModule(name="catalogue", migrations=files(__name__) / "migrations")
