@@ -34,3 +34,13 @@ class Overloaded(Exception):
     """Too many commands are queued; the caller should retry later (503 + Retry-After)."""
 
     retry_after = 1
+
+
+class Invalid(Exception):
+    """A value breaks a rule that needs no state to check (422); `field` names the offender."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.problem_extensions = {"errors": [{"field": field, "message": message, "source": "body"}]}

@@ -131,6 +131,7 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
 
 
 _BUS_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    errors.Invalid: (422, "validation"),
     errors.NotFound: (404, "not-found"),
     errors.Conflict: (409, "conflict"),
     errors.VersionMismatch: (412, "version-mismatch"),
