@@ -46,6 +46,13 @@ test-platform *args: venv
 test-api *args: venv
     {{bin}}/pytest tests/api {{args}}
 
+# every benchmark
+bench: bench-messaging
+
+# relay and consumer throughput beside raw redis-py/asyncpg baselines (BENCH_DATABASE_URL, BENCH_REDIS_URL)
+bench-messaging *args: venv
+    {{bin}}/python -m bench.messaging {{args}}
+
 # ruff lint and format check
 lint: venv
     {{bin}}/ruff check .

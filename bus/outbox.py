@@ -131,8 +131,16 @@ class Relay:
             rows = await conn.fetch(self.outbox.claim, self.config.relay_batch)
             if not rows:
                 return 0
-            await self._publish(rows)
-            await conn.execute(self.outbox.mark_published, [r["position"] for r in rows])
+            # Mark while the pipeline is in flight (PostgreSQL and Redis work in parallel): the mark
+            # commits only if the XADDs succeeded too; otherwise the transaction rolls it back.
+            outcomes = await asyncio.gather(
+                conn.execute(self.outbox.mark_published, [r["position"] for r in rows]),
+                self._publish(rows),
+                return_exceptions=True,  # wait for both: the connection must be idle to roll back
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         self.published += len(rows)
         return len(rows)
 
@@ -150,6 +158,7 @@ class Relay:
         backoff = 0.0
         try:
             while stopping is None or not stopping.is_set():
+                self._wake.clear()  # before claiming: a NOTIFY during relay_once must not be lost
                 try:
                     count = await self.relay_once()
                     backoff = 0.0
@@ -165,7 +174,6 @@ class Relay:
                     continue
                 if count == self.config.relay_batch:
                     continue  # more is waiting
-                self._wake.clear()
                 await self._sleep(stopping)
         finally:
             if listener is not None:

@@ -1,0 +1,1 @@
+"""Benchmarks of ShopStream's building blocks against the raw client libraries they sit on."""

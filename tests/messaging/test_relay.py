@@ -1,0 +1,103 @@
+"""The outbox relay: many relays over one outbox publish every event exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import msgspec
+import pytest
+
+from bus.messages import envelope_decoder
+from bus.outbox import Relay
+from shopstream.bootstrap import Messaging
+from tests.messaging.counters import module as counters
+from tests.messaging.counters.model import OpenCounter
+from tests.messaging.helpers import unpublished, wait_until
+
+pytestmark = pytest.mark.anyio
+
+EVENTS = 10_000
+
+# 1,000 counters opened and incremented nine times each: valid envelopes, committed in one statement.
+_PENDING = """
+INSERT INTO counters.outbox (event_id, type, schema_version, aggregate_type, aggregate_id,
+                             aggregate_version, occurred_at, payload, headers)
+SELECT gen_random_uuid(),
+       CASE WHEN v = 1 THEN 'counters.CounterOpened' ELSE 'counters.Incremented' END,
+       1, 'Counter', 'c-' || a, v, now(),
+       CASE WHEN v = 1
+            THEN jsonb_build_object('type', 'counters.CounterOpened', 'counter_id', 'c-' || a, 'name', 'c')
+            ELSE jsonb_build_object('type', 'counters.Incremented', 'counter_id', 'c-' || a,
+                                    'by', 1, 'total', v - 1)
+       END,
+       jsonb_build_object('correlation_id', 'bulk', 'causation_id', gen_random_uuid()::text)
+FROM generate_series(1, $1 / 10) AS a, generate_series(1, 10) AS v
+"""
+
+
+async def _drain(relay: Relay) -> None:
+    """Publish batches until the outbox holds no unpublished row (another relay may hold the rest)."""
+    while True:
+        if await relay.relay_once() == 0:
+            if await unpublished(relay.pool) == 0:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_two_relays_publish_each_pending_event_exactly_once(messaging, counters_settings):
+    pool = messaging.pool_of("counters")
+    await pool.execute(_PENDING, EVENTS)
+    assert await unpublished(pool) == EVENTS
+
+    other = await Messaging.open(counters_settings, [counters])  # a second process: own pool and client
+    try:
+        first, second = messaging.relay("counters"), other.relay("counters")
+        await asyncio.wait_for(asyncio.gather(_drain(first), _drain(second)), 60)
+    finally:
+        await other.close()
+
+    assert first.published > 0 and second.published > 0, "both relays took part"
+    assert first.published + second.published == EVENTS
+
+    published: list[str] = []
+    for partition in range(messaging.config.partitions):
+        stream = messaging.config.stream("counters", partition)
+        for _, fields in await messaging.redis.xrange(stream):
+            envelope = envelope_decoder.decode(fields[b"e"])
+            assert first.stream_of(envelope.aggregate_id) == stream
+            published.append(str(envelope.event_id))
+    assert len(published) == EVENTS
+    assert len(set(published)) == EVENTS
+    logged = {str(r["event_id"]) for r in await pool.fetch("SELECT event_id FROM counters.outbox")}
+    assert set(published) == logged
+    assert await unpublished(pool) == 0
+
+
+async def test_relay_wakes_for_a_commit_notified_while_it_was_publishing(messaging, counters_settings):
+    pool = messaging.pool_of("counters")
+    config = msgspec.structs.replace(messaging.config, relay_poll_interval=3600)  # only NOTIFY wakes it
+    relay = Relay(messaging.outboxes["counters"], pool, messaging.redis, config)
+    claim, calls = relay.relay_once, 0
+
+    async def claim_while_a_command_commits() -> int:
+        nonlocal calls
+        calls += 1
+        count = await claim()
+        if calls == 1:  # its NOTIFY reaches the relay after the claim, before it goes to sleep
+            await messaging.bus.execute(OpenCounter(counter_id=uuid.uuid4().hex, name="c"))
+            await asyncio.sleep(0.2)
+        return count
+
+    relay.relay_once = claim_while_a_command_commits  # type: ignore[method-assign]
+    stopping = asyncio.Event()
+    task = asyncio.create_task(relay.run(counters_settings.database_url, stopping))
+    try:
+        await wait_until(lambda: _drained_after(pool, calls), timeout=10)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def _drained_after(pool, calls: int) -> bool:  # type: ignore[no-untyped-def]
+    return calls > 1 and await unpublished(pool) == 0
