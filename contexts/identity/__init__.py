@@ -1,7 +1,27 @@
-"""The identity bounded context: exports its handlers, projections, routes and migrations."""
+"""The identity bounded context: customers, profiles, address books, account lifecycle, tiers."""
 
 from importlib.resources import files
 
 from bus.module import ContextModule
+from contexts.identity import account, addresses, profile, registration, tier
+from contexts.identity.api import CustomerController
+from contexts.identity.projections import PROJECTIONS
 
-module = ContextModule(name="identity", migrations=files(__name__) / "migrations")
+module = ContextModule(
+    name="identity",
+    migrations=files(__name__) / "migrations",
+    handlers={
+        registration.RegisterCustomer: registration.register_customer,
+        profile.UpdateProfile: profile.update_profile,
+        addresses.AddAddress: addresses.add_address,
+        addresses.UpdateAddress: addresses.update_address,
+        addresses.RemoveAddress: addresses.remove_address,
+        addresses.SetDefaultAddress: addresses.set_default_address,
+        account.SuspendAccount: account.suspend_account,
+        account.ReactivateAccount: account.reactivate_account,
+        account.CloseAccount: account.close_account,
+        tier.UpgradeTier: tier.upgrade_tier,
+    },
+    projections=PROJECTIONS,
+    route_handlers=[CustomerController],
+)

@@ -17,9 +17,9 @@ from litestar.testing import AsyncTestClient
 from bus.bus import Bus, Route
 from bus.config import BusConfig
 from bus.errors import Conflict, Overloaded
+from contexts.http import accepted, created, dispatch, expected_version
 from shopstream.app import create_app
 from shopstream.bootstrap import Messaging
-from shopstream.http import accepted, created, dispatch, expected_version
 from tests.messaging.counters import module as counters
 from tests.messaging.counters.model import Increment, OpenCounter
 

@@ -1,4 +1,5 @@
-"""HTTP edges of commands: `If-Match` → expected version, `Idempotency-Key`, ETag and responses."""
+"""HTTP edges of commands, shared by every context's routes: `If-Match` → expected version,
+`Idempotency-Key`, ETag and the create/accept responses. (Contexts never import `shopstream`.)"""
 
 from __future__ import annotations
 

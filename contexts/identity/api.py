@@ -1,0 +1,280 @@
+"""Identity routes: a thin edge that turns HTTP into commands and reads the projections."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.params import FromPath, JSONBody, Parameter
+from msgspec import UNSET, Meta, UnsetType
+
+from bus.errors import Invalid, NotFound
+from contexts.http import Accepted, accepted, created, dispatch, etag, expected_version
+from contexts.identity import queries
+from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
+from contexts.identity.addresses import AddAddress, RemoveAddress, SetDefaultAddress, UpdateAddress
+from contexts.identity.profile import UpdateProfile
+from contexts.identity.registration import RegisterCustomer
+from contexts.identity.tier import UpgradeTier
+
+Text = Annotated[str, Meta(max_length=10_000)]  # the domain checks the real limits and names the field
+
+
+class Registration(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    external_id: Annotated[str, Meta(examples=["crm-10042"])]
+    email: Annotated[str, Meta(examples=["ada@example.com"])]
+    first_name: Annotated[str, Meta(examples=["Ada"])]
+    last_name: Annotated[str, Meta(examples=["Lovelace"])]
+    phone: Annotated[str, Meta(examples=["+44 20 7946 0958"])] | None = None
+    date_of_birth: Annotated[date, Meta(examples=["1990-12-10"])] | None = None
+
+
+class ProfileChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    first_name: Text | UnsetType = UNSET
+    last_name: Text | UnsetType = UNSET
+    phone: Text | UnsetType | None = UNSET
+    date_of_birth: date | UnsetType | None = UNSET
+
+
+class NewAddress(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    street: Annotated[str, Meta(examples=["12 St James's Square"])]
+    city: Annotated[str, Meta(examples=["London"])]
+    postal_code: Annotated[str, Meta(examples=["SW1Y 4LB"])]
+    country: Annotated[str, Meta(examples=["United Kingdom"])]
+    label: Annotated[str, Meta(examples=["Home"], description="Home, Work or Other")] = "Home"
+    state: Text | None = None
+    is_default: bool = False
+    geo_lat: Annotated[float, Meta(examples=[51.5074])] | None = None
+    geo_lng: Annotated[float, Meta(examples=[-0.1345])] | None = None
+
+
+class AddressChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    label: Text | UnsetType = UNSET
+    street: Text | UnsetType = UNSET
+    city: Text | UnsetType = UNSET
+    state: Text | UnsetType | None = UNSET
+    postal_code: Text | UnsetType = UNSET
+    country: Text | UnsetType = UNSET
+    is_default: bool | UnsetType = UNSET
+    geo_lat: float | UnsetType | None = UNSET
+    geo_lng: float | UnsetType | None = UNSET
+
+
+class Suspension(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: Annotated[str, Meta(examples=["chargeback under review"])]
+
+
+class TierChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    new_tier: Annotated[str, Meta(examples=["Gold"], description="Silver, Gold or Platinum; only upwards")]
+
+
+class CustomerCreated(msgspec.Struct, frozen=True):
+    customer_id: str
+    version: int
+
+
+class AddressCreated(msgspec.Struct, frozen=True):
+    address_id: str
+    version: int
+
+
+def _customer_id(raw: str) -> str:
+    """Ids are UUIDs: anything else names no customer."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise NotFound(f"customer {raw}") from None
+
+
+def _pool(request: Request[Any, Any, Any]) -> asyncpg.Pool:
+    return request.app.state.messaging.pool_of("identity")
+
+
+def _fields(body: msgspec.Struct) -> dict[str, Any]:
+    return {f: getattr(body, f) for f in body.__struct_fields__}
+
+
+CustomerId = Annotated[str, Parameter(description="The customer's id (UUID)")]
+
+
+class CustomerController(Controller):
+    path = "/customers"
+    tags = ["identity"]
+
+    @post("/", operation_id="registerCustomer", summary="Register a customer")
+    async def register(
+        self, request: Request[Any, Any, Any], data: JSONBody[Registration]
+    ) -> Response[CustomerCreated]:
+        """Open an account; `external_id` and `email` (case-insensitively) must be unique (409)."""
+        command = RegisterCustomer(customer_id=str(uuid.uuid4()), **_fields(data))
+        outcome = await dispatch(request, command)
+        body = CustomerCreated(customer_id=outcome.aggregate_id, version=outcome.version)
+        return created(body, f"/customers/{outcome.aggregate_id}", outcome.version)
+
+    @put("/{customer_id:str}/profile", operation_id="updateProfile", summary="Update the profile")
+    async def update_profile(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: FromPath[CustomerId],
+        data: JSONBody[ProfileChange],
+    ) -> Response[Accepted]:
+        """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
+        command = UpdateProfile(
+            customer_id=_customer_id(customer_id), expected_version=expected_version(request), **_fields(data)
+        )
+        return accepted(await dispatch(request, command))
+
+    @post("/{customer_id:str}/addresses", operation_id="addAddress", summary="Add an address")
+    async def add_address(
+        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], data: JSONBody[NewAddress]
+    ) -> Response[AddressCreated]:
+        """At most 10 addresses; the first, or one sent with `is_default`, becomes the default."""
+        cid = _customer_id(customer_id)
+        command = AddAddress(
+            customer_id=cid,
+            address_id=str(uuid.uuid4()),
+            expected_version=expected_version(request),
+            **_fields(data),
+        )
+        outcome = await dispatch(request, command)
+        body = AddressCreated(address_id=outcome.created_id or "", version=outcome.version)
+        return created(body, f"/customers/{cid}/addresses/{outcome.created_id}", outcome.version)
+
+    @put(
+        "/{customer_id:str}/addresses/{address_id:str}",
+        operation_id="updateAddress",
+        summary="Change an address",
+    )
+    async def update_address(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: FromPath[CustomerId],
+        address_id: FromPath[str],
+        data: JSONBody[AddressChange],
+    ) -> Response[Accepted]:
+        """Omitted fields stay as they are; `is_default: true` moves the default here."""
+        command = UpdateAddress(
+            customer_id=_customer_id(customer_id),
+            address_id=address_id,
+            expected_version=expected_version(request),
+            **_fields(data),
+        )
+        return accepted(await dispatch(request, command))
+
+    @delete(
+        "/{customer_id:str}/addresses/{address_id:str}",
+        operation_id="removeAddress",
+        summary="Remove an address",
+        status_code=200,
+    )
+    async def remove_address(
+        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], address_id: FromPath[str]
+    ) -> Response[Accepted]:
+        """The last address cannot be removed (409); removing the default promotes the first remaining one."""
+        command = RemoveAddress(
+            customer_id=_customer_id(customer_id),
+            address_id=address_id,
+            expected_version=expected_version(request),
+        )
+        return accepted(await dispatch(request, command))
+
+    @put(
+        "/{customer_id:str}/addresses/{address_id:str}/default",
+        operation_id="setDefaultAddress",
+        summary="Make an address the default",
+    )
+    async def set_default_address(
+        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], address_id: FromPath[str]
+    ) -> Response[Accepted]:
+        command = SetDefaultAddress(
+            customer_id=_customer_id(customer_id),
+            address_id=address_id,
+            expected_version=expected_version(request),
+        )
+        return accepted(await dispatch(request, command))
+
+    @put("/{customer_id:str}/suspend", operation_id="suspendAccount", summary="Suspend the account")
+    async def suspend(
+        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], data: JSONBody[Suspension]
+    ) -> Response[Accepted]:
+        """Only an Active account can be suspended (409 otherwise)."""
+        command = SuspendAccount(
+            customer_id=_customer_id(customer_id),
+            reason=data.reason,
+            expected_version=expected_version(request),
+        )
+        return accepted(await dispatch(request, command))
+
+    @put("/{customer_id:str}/reactivate", operation_id="reactivateAccount", summary="Reactivate the account")
+    async def reactivate(
+        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId]
+    ) -> Response[Accepted]:
+        """Only a Suspended account can be reactivated (409 otherwise)."""
+        command = ReactivateAccount(
+            customer_id=_customer_id(customer_id), expected_version=expected_version(request)
+        )
+        return accepted(await dispatch(request, command))
+
+    @put("/{customer_id:str}/close", operation_id="closeAccount", summary="Close the account")
+    async def close(
+        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId]
+    ) -> Response[Accepted]:
+        """Closed is terminal: every later command on the customer answers 409."""
+        command = CloseAccount(
+            customer_id=_customer_id(customer_id), expected_version=expected_version(request)
+        )
+        return accepted(await dispatch(request, command))
+
+    @put("/{customer_id:str}/tier", operation_id="upgradeTier", summary="Upgrade the loyalty tier")
+    async def upgrade_tier(
+        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], data: JSONBody[TierChange]
+    ) -> Response[Accepted]:
+        """Tiers only move up (Standard < Silver < Gold < Platinum): same or lower is 409, unknown 422."""
+        command = UpgradeTier(
+            customer_id=_customer_id(customer_id),
+            new_tier=data.new_tier,
+            expected_version=expected_version(request),
+        )
+        return accepted(await dispatch(request, command))
+
+    @get("/segments", operation_id="getSegments", summary="Customer counts by tier and status")
+    async def segments(self, request: Request[Any, Any, Any]) -> queries.SegmentCounts:
+        return await queries.get_segments(_pool(request))
+
+    @get("/", operation_id="findCustomer", summary="Find a customer by e-mail or external id")
+    async def find(
+        self,
+        request: Request[Any, Any, Any],
+        email: Annotated[str | None, Parameter(query="email", description="case-insensitive")] = None,
+        external_id: Annotated[str | None, Parameter(query="external_id")] = None,
+    ) -> Response[queries.CustomerCard]:
+        """Exactly one of `email` and `external_id`; 404 when nobody matches."""
+        if (email is None) == (external_id is None):
+            raise Invalid("email", "give exactly one of `email` and `external_id`")
+        card = await queries.get_customer_card_by(_pool(request), email=email, external_id=external_id)
+        if card is None:
+            raise NotFound("customer")
+        return Response(card, headers={"ETag": etag(card.version)})
+
+    @get("/{customer_id:str}", operation_id="getCustomer", summary="The customer card")
+    async def card(
+        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId]
+    ) -> Response[queries.CustomerCard]:
+        card = await queries.get_customer_card(_pool(request), _customer_id(customer_id))
+        if card is None:
+            raise NotFound(f"customer {customer_id}")
+        return Response(card, headers={"ETag": etag(card.version)})
+
+    @get("/{customer_id:str}/addresses", operation_id="listAddresses", summary="The address book")
+    async def addresses(
+        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId]
+    ) -> Response[queries.AddressList]:
+        """Default address first, then in the order they were added."""
+        book = await queries.list_addresses(_pool(request), _customer_id(customer_id))
+        if book is None:
+            raise NotFound(f"customer {customer_id}")
+        return Response(book, headers={"ETag": etag(book.version)})

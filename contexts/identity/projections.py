@@ -1,0 +1,177 @@
+"""Identity read models, each kept by its own consumer: customer card, address book, lookup, segments.
+
+Every projection moves its `version` on every event of the customer, so a read's version (and ETag)
+is always the aggregate's version it reflects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from bus.messages import Envelope
+from contexts.identity import events as e
+from contexts.identity.values import email_key
+
+
+class CustomerCards:
+    name = "identity.customer_card"
+    context = "identity"
+    tables = ("identity.customer_cards",)
+
+    async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        version = envelope.aggregate_version
+        match event:
+            case e.CustomerRegistered():
+                await conn.execute(
+                    "INSERT INTO identity.customer_cards (customer_id, external_id, email, first_name, last_name,"
+                    " phone, date_of_birth, status, tier, registered_at, version)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    event.customer_id, event.external_id, event.email, event.first_name, event.last_name,
+                    event.phone, event.date_of_birth, event.status, event.tier, event.registered_at, version,
+                )  # fmt: skip
+            case e.ProfileUpdated():
+                await conn.execute(
+                    "UPDATE identity.customer_cards SET first_name = $2, last_name = $3, phone = $4,"
+                    " date_of_birth = $5, version = $6 WHERE customer_id = $1",
+                    event.customer_id, event.first_name, event.last_name, event.phone, event.date_of_birth,
+                    version,
+                )  # fmt: skip
+            case e.AccountSuspended() | e.AccountReactivated() | e.AccountClosed():
+                await conn.execute(
+                    "UPDATE identity.customer_cards SET status = $2, version = $3 WHERE customer_id = $1",
+                    event.customer_id, _STATUS_AFTER[type(event)], version,
+                )  # fmt: skip
+            case e.TierUpgraded():
+                await conn.execute(
+                    "UPDATE identity.customer_cards SET tier = $2, version = $3 WHERE customer_id = $1",
+                    event.customer_id, event.new_tier, version,
+                )  # fmt: skip
+            case _:
+                await conn.execute(
+                    "UPDATE identity.customer_cards SET version = $2 WHERE customer_id = $1",
+                    envelope.aggregate_id, version,
+                )  # fmt: skip
+
+
+_STATUS_AFTER: dict[type, str] = {
+    e.AccountSuspended: "Suspended",
+    e.AccountReactivated: "Active",
+    e.AccountClosed: "Closed",
+}
+
+_ADDRESS_COLUMNS = "label, street, city, state, postal_code, country, is_default, geo_lat, geo_lng"
+_UNFLAG = "UPDATE identity.addresses SET is_default = false WHERE customer_id = $1 AND address_id = $2"
+_FLAG = "UPDATE identity.addresses SET is_default = true WHERE customer_id = $1 AND address_id = $2"
+
+
+def _address_values(event: e.AddressAdded | e.AddressUpdated) -> tuple[object, ...]:
+    return (
+        event.label, event.street, event.city, event.state, event.postal_code, event.country,
+        event.is_default, event.geo_lat, event.geo_lng,
+    )  # fmt: skip
+
+
+class AddressBooks:
+    name = "identity.address_book"
+    context = "identity"
+    tables = ("identity.address_books", "identity.addresses")
+
+    async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        customer_id = envelope.aggregate_id
+        match event:
+            case e.CustomerRegistered():
+                await conn.execute(
+                    "INSERT INTO identity.address_books (customer_id, version) VALUES ($1, $2)",
+                    customer_id, envelope.aggregate_version,
+                )  # fmt: skip
+                return
+            case e.AddressAdded():
+                if event.previous_default_id:
+                    await conn.execute(_UNFLAG, customer_id, event.previous_default_id)
+                await conn.execute(
+                    f"INSERT INTO identity.addresses (customer_id, address_id, added, {_ADDRESS_COLUMNS})"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    customer_id, event.address_id, envelope.aggregate_version, *_address_values(event),
+                )  # fmt: skip
+            case e.AddressUpdated():
+                if event.previous_default_id:
+                    await conn.execute(_UNFLAG, customer_id, event.previous_default_id)
+                await conn.execute(
+                    "UPDATE identity.addresses SET label = $3, street = $4, city = $5, state = $6,"
+                    " postal_code = $7, country = $8, is_default = $9, geo_lat = $10, geo_lng = $11"
+                    " WHERE customer_id = $1 AND address_id = $2",
+                    customer_id, event.address_id, *_address_values(event),
+                )  # fmt: skip
+            case e.AddressRemoved():
+                await conn.execute(
+                    "DELETE FROM identity.addresses WHERE customer_id = $1 AND address_id = $2",
+                    customer_id, event.address_id,
+                )  # fmt: skip
+                if event.new_default_id:
+                    await conn.execute(_FLAG, customer_id, event.new_default_id)
+            case e.DefaultAddressChanged():
+                await conn.execute(_UNFLAG, customer_id, event.previous_default_id)
+                await conn.execute(_FLAG, customer_id, event.address_id)
+        await conn.execute(
+            "UPDATE identity.address_books SET version = $2 WHERE customer_id = $1",
+            customer_id, envelope.aggregate_version,
+        )  # fmt: skip
+
+
+class CustomerLookup:
+    name = "identity.customer_lookup"
+    context = "identity"
+    tables = ("identity.customer_lookup",)
+
+    async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        if isinstance(event, e.CustomerRegistered):
+            await conn.execute(
+                "INSERT INTO identity.customer_lookup (customer_id, email_key, external_id) VALUES ($1, $2, $3)",
+                event.customer_id, email_key(event.email), event.external_id,
+            )  # fmt: skip
+
+
+# Moves one member between two values of a dimension and adjusts both counts in one statement;
+# counts stay exact because each member's current value is read and changed under its row lock.
+_MOVE_MEMBER = """
+WITH old AS (
+    SELECT {column} AS value FROM identity.segment_members WHERE customer_id = $1 FOR UPDATE
+), moved AS (
+    UPDATE identity.segment_members SET {column} = $2 WHERE customer_id = $1
+)
+INSERT INTO identity.segment_counts AS c (dimension, value, members)
+SELECT '{column}', change.value, change.delta
+FROM old, LATERAL (VALUES (old.value, -1), ($2, 1)) AS change(value, delta)
+WHERE old.value <> $2
+ORDER BY change.value  -- one lock order for every mover: no deadlocks between opposite moves
+ON CONFLICT (dimension, value) DO UPDATE SET members = c.members + EXCLUDED.members
+"""
+_MOVE_STATUS = _MOVE_MEMBER.format(column="status")
+_MOVE_TIER = _MOVE_MEMBER.format(column="tier")
+_JOIN = """
+WITH joined AS (
+    INSERT INTO identity.segment_members (customer_id, tier, status) VALUES ($1, $2, $3)
+)
+INSERT INTO identity.segment_counts AS c (dimension, value, members) VALUES ('status', $3, 1), ('tier', $2, 1)
+ON CONFLICT (dimension, value) DO UPDATE SET members = c.members + 1
+"""
+
+
+class Segments:
+    name = "identity.segments"
+    context = "identity"
+    tables = ("identity.segment_members", "identity.segment_counts")
+
+    async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        match event:
+            case e.CustomerRegistered():
+                await conn.execute(_JOIN, event.customer_id, str(event.tier), str(event.status))
+            case e.AccountSuspended() | e.AccountReactivated() | e.AccountClosed():
+                await conn.execute(_MOVE_STATUS, event.customer_id, _STATUS_AFTER[type(event)])
+            case e.TierUpgraded():
+                await conn.execute(_MOVE_TIER, event.customer_id, str(event.new_tier))
+
+
+PROJECTIONS = (CustomerCards(), AddressBooks(), CustomerLookup(), Segments())

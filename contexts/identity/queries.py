@@ -1,0 +1,101 @@
+"""Reads of the identity read models: `get_*` for one, `list_*` for many."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import asyncpg
+import msgspec
+
+from contexts.identity.values import Status, Tier, email_key
+
+
+class CustomerCard(msgspec.Struct, frozen=True, kw_only=True):
+    customer_id: str
+    external_id: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    date_of_birth: date | None
+    status: str
+    tier: str
+    registered_at: datetime
+    version: int
+
+
+class AddressView(msgspec.Struct, frozen=True, kw_only=True):
+    address_id: str
+    label: str
+    street: str
+    city: str
+    state: str | None
+    postal_code: str
+    country: str
+    is_default: bool
+    geo_lat: float | None
+    geo_lng: float | None
+
+
+class AddressList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[AddressView]
+    version: int
+
+
+class SegmentCounts(msgspec.Struct, frozen=True, kw_only=True):
+    tiers: dict[str, int]
+    statuses: dict[str, int]
+
+
+_CARD = (
+    "SELECT customer_id, external_id, email, first_name, last_name, phone, date_of_birth, status, tier,"
+    " registered_at, version FROM identity.customer_cards"
+)
+
+
+def _card(row: asyncpg.Record | None) -> CustomerCard | None:
+    return None if row is None else CustomerCard(**dict(row))
+
+
+async def get_customer_card(pool: asyncpg.Pool, customer_id: str) -> CustomerCard | None:
+    return _card(await pool.fetchrow(f"{_CARD} WHERE customer_id = $1", customer_id))
+
+
+async def get_customer_card_by(
+    pool: asyncpg.Pool, *, email: str | None = None, external_id: str | None = None
+) -> CustomerCard | None:
+    """Look a customer up by e-mail (case-insensitive) or external id."""
+    if email is not None:
+        where, value = "l.email_key = $1", email_key(email)
+    else:
+        where, value = "l.external_id = $1", external_id
+    row = await pool.fetchrow(
+        f"{_CARD} c WHERE c.customer_id = (SELECT l.customer_id FROM identity.customer_lookup l WHERE {where})",
+        value,
+    )
+    return _card(row)
+
+
+async def list_addresses(pool: asyncpg.Pool, customer_id: str) -> AddressList | None:
+    """The address book, default first, then in the order the addresses were added."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        version = await conn.fetchval(
+            "SELECT version FROM identity.address_books WHERE customer_id = $1", customer_id
+        )
+        if version is None:
+            return None
+        rows = await conn.fetch(
+            "SELECT address_id, label, street, city, state, postal_code, country, is_default, geo_lat, geo_lng"
+            " FROM identity.addresses WHERE customer_id = $1 ORDER BY is_default DESC, added",
+            customer_id,
+        )
+    return AddressList(items=[AddressView(**dict(r)) for r in rows], version=version)
+
+
+async def get_segments(pool: asyncpg.Pool) -> SegmentCounts:
+    rows = await pool.fetch("SELECT dimension, value, members FROM identity.segment_counts")
+    counts = {(r["dimension"], r["value"]): r["members"] for r in rows}
+    return SegmentCounts(
+        tiers={t.value: counts.get(("tier", t.value), 0) for t in Tier},
+        statuses={s.value: counts.get(("status", s.value), 0) for s in Status},
+    )
