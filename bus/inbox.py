@@ -23,9 +23,14 @@ from observability import metrics
 class Projection(Protocol):
     """A read model kept by a consumer: its name is the consumer group's."""
 
-    name: str
-    context: str
-    tables: Sequence[str]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def context(self) -> str: ...
+
+    @property
+    def tables(self) -> Sequence[str]: ...
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None: ...
 

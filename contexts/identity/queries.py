@@ -68,7 +68,7 @@ async def get_customer_card_by(
     if email is not None:
         where, value = "l.email_key = $1", email_key(email)
     else:
-        where, value = "l.external_id = $1", external_id
+        where, value = "l.external_id = $1", external_id or ""
     row = await pool.fetchrow(
         f"{_CARD} c WHERE c.customer_id = (SELECT l.customer_id FROM identity.customer_lookup l WHERE {where})",
         value,
