@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
 from bus.errors import Invalid, NotFound
@@ -98,7 +98,7 @@ def _fields(body: msgspec.Struct) -> dict[str, Any]:
     return {f: getattr(body, f) for f in body.__struct_fields__}
 
 
-CustomerId = Annotated[str, Parameter(description="The customer's id (UUID)")]
+CustomerId = Annotated[str, PathParameter(description="The customer's id (UUID)")]
 
 
 class CustomerController(Controller):
@@ -119,7 +119,7 @@ class CustomerController(Controller):
     async def update_profile(
         self,
         request: Request[Any, Any, Any],
-        customer_id: FromPath[CustomerId],
+        customer_id: CustomerId,
         data: JSONBody[ProfileChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
@@ -130,7 +130,7 @@ class CustomerController(Controller):
 
     @post("/{customer_id:str}/addresses", operation_id="addAddress", summary="Add an address")
     async def add_address(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], data: JSONBody[NewAddress]
+        self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[NewAddress]
     ) -> Response[AddressCreated]:
         """At most 10 addresses; the first, or one sent with `is_default`, becomes the default."""
         cid = _customer_id(customer_id)
@@ -152,7 +152,7 @@ class CustomerController(Controller):
     async def update_address(
         self,
         request: Request[Any, Any, Any],
-        customer_id: FromPath[CustomerId],
+        customer_id: CustomerId,
         address_id: FromPath[str],
         data: JSONBody[AddressChange],
     ) -> Response[Accepted]:
@@ -172,7 +172,7 @@ class CustomerController(Controller):
         status_code=200,
     )
     async def remove_address(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], address_id: FromPath[str]
+        self, request: Request[Any, Any, Any], customer_id: CustomerId, address_id: FromPath[str]
     ) -> Response[Accepted]:
         """The last address cannot be removed (409); removing the default promotes the first remaining one."""
         command = RemoveAddress(
@@ -188,7 +188,7 @@ class CustomerController(Controller):
         summary="Make an address the default",
     )
     async def set_default_address(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], address_id: FromPath[str]
+        self, request: Request[Any, Any, Any], customer_id: CustomerId, address_id: FromPath[str]
     ) -> Response[Accepted]:
         command = SetDefaultAddress(
             customer_id=_customer_id(customer_id),
@@ -199,7 +199,7 @@ class CustomerController(Controller):
 
     @put("/{customer_id:str}/suspend", operation_id="suspendAccount", summary="Suspend the account")
     async def suspend(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], data: JSONBody[Suspension]
+        self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[Suspension]
     ) -> Response[Accepted]:
         """Only an Active account can be suspended (409 otherwise)."""
         command = SuspendAccount(
@@ -211,7 +211,7 @@ class CustomerController(Controller):
 
     @put("/{customer_id:str}/reactivate", operation_id="reactivateAccount", summary="Reactivate the account")
     async def reactivate(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId]
+        self, request: Request[Any, Any, Any], customer_id: CustomerId
     ) -> Response[Accepted]:
         """Only a Suspended account can be reactivated (409 otherwise)."""
         command = ReactivateAccount(
@@ -220,9 +220,7 @@ class CustomerController(Controller):
         return accepted(await dispatch(request, command))
 
     @put("/{customer_id:str}/close", operation_id="closeAccount", summary="Close the account")
-    async def close(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId]
-    ) -> Response[Accepted]:
+    async def close(self, request: Request[Any, Any, Any], customer_id: CustomerId) -> Response[Accepted]:
         """Closed is terminal: every later command on the customer answers 409."""
         command = CloseAccount(
             customer_id=_customer_id(customer_id), expected_version=expected_version(request)
@@ -231,7 +229,7 @@ class CustomerController(Controller):
 
     @put("/{customer_id:str}/tier", operation_id="upgradeTier", summary="Upgrade the loyalty tier")
     async def upgrade_tier(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId], data: JSONBody[TierChange]
+        self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[TierChange]
     ) -> Response[Accepted]:
         """Tiers only move up (Standard < Silver < Gold < Platinum): same or lower is 409, unknown 422."""
         command = UpgradeTier(
@@ -249,8 +247,8 @@ class CustomerController(Controller):
     async def find(
         self,
         request: Request[Any, Any, Any],
-        email: Annotated[str | None, Parameter(query="email", description="case-insensitive")] = None,
-        external_id: Annotated[str | None, Parameter(query="external_id")] = None,
+        email: Annotated[str | None, QueryParameter(description="case-insensitive")] = None,
+        external_id: Annotated[str | None, QueryParameter()] = None,
     ) -> Response[queries.CustomerCard]:
         """Exactly one of `email` and `external_id`; 404 when nobody matches."""
         if (email is None) == (external_id is None):
@@ -262,7 +260,7 @@ class CustomerController(Controller):
 
     @get("/{customer_id:str}", operation_id="getCustomer", summary="The customer card")
     async def card(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId]
+        self, request: Request[Any, Any, Any], customer_id: CustomerId
     ) -> Response[queries.CustomerCard]:
         card = await queries.get_customer_card(_pool(request), _customer_id(customer_id))
         if card is None:
@@ -271,7 +269,7 @@ class CustomerController(Controller):
 
     @get("/{customer_id:str}/addresses", operation_id="listAddresses", summary="The address book")
     async def addresses(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[CustomerId]
+        self, request: Request[Any, Any, Any], customer_id: CustomerId
     ) -> Response[queries.AddressList]:
         """Default address first, then in the order they were added."""
         book = await queries.list_addresses(_pool(request), _customer_id(customer_id))
