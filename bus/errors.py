@@ -1,5 +1,12 @@
 """Errors the messaging core raises to its callers; the API maps each to one HTTP status."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 
 class NotFound(Exception):
     """The addressed aggregate or sub-entity does not exist (404)."""
@@ -37,10 +44,35 @@ class Overloaded(Exception):
 
 
 class Invalid(Exception):
-    """A value breaks a rule that needs no state to check (422); `field` names the offender."""
+    """Values break rules that need no state to check (422); `errors` names each offending field."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: str, *more: Invalid) -> None:
         self.field = field
         self.message = message
-        self.problem_extensions = {"errors": [{"field": field, "message": message, "source": "body"}]}
+        self.errors = [{"field": field, "message": message, "source": "body"}]
+        for other in more:
+            self.errors += other.errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in self.errors))
+
+    @property
+    def problem_extensions(self) -> dict[str, object]:
+        return {"errors": self.errors}
+
+
+class Validation:
+    """Runs several checks and raises one `Invalid` naming every field that failed."""
+
+    def __init__(self) -> None:
+        self.failures: list[Invalid] = []
+
+    def check(self, check: Callable[..., T], *args: Any) -> T:
+        try:
+            return check(*args)
+        except Invalid as failure:
+            self.failures.append(failure)
+            return None  # type: ignore[return-value]  # never used: done() raises
+
+    def done(self) -> None:
+        if self.failures:
+            first, *rest = self.failures
+            raise Invalid(first.field, first.message, *rest)

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
-from bus.errors import Invalid
+from bus.errors import Invalid, Validation
 from contexts.identity import errors, values
 from contexts.identity.values import AddressLabel
 
@@ -46,23 +46,27 @@ class Address(msgspec.Struct, frozen=True, kw_only=True):
         geo_lng: float | None = None,
     ) -> Address:
         """A checked address; every invalid value raises `Invalid` naming its API field."""
+        check = Validation()
         if not isinstance(is_default, bool):
-            raise Invalid("is_default", "must be true or false")
-        geo_lat = values.coordinate("geo_lat", geo_lat, 90)
-        geo_lng = values.coordinate("geo_lng", geo_lng, 180)
-        values.geo_pair(geo_lat, geo_lng)
-        return cls(
+            check.failures.append(Invalid("is_default", "must be true or false"))
+        geo_lat = check.check(values.coordinate, "geo_lat", geo_lat, 90)
+        geo_lng = check.check(values.coordinate, "geo_lng", geo_lng, 180)
+        if not check.failures:
+            check.check(values.geo_pair, geo_lat, geo_lng)
+        address = cls(
             address_id=address_id,
-            label=values.choice(AddressLabel, "label", label),
-            street=values.text("street", street, 255),
-            city=values.text("city", city, 100),
-            state=values.optional_text("state", state, 100),
-            postal_code=values.text("postal_code", postal_code, 20),
-            country=values.text("country", country, 100),
+            label=check.check(values.choice, AddressLabel, "label", label),
+            street=check.check(values.text, "street", street, 255),
+            city=check.check(values.text, "city", city, 100),
+            state=check.check(values.optional_text, "state", state, 100),
+            postal_code=check.check(values.text, "postal_code", postal_code, 20),
+            country=check.check(values.text, "country", country, 100),
             is_default=is_default,
             geo_lat=geo_lat,
             geo_lng=geo_lng,
         )
+        check.done()
+        return address
 
     def fields(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)

@@ -15,6 +15,7 @@ from msgspec import UNSET, UnsetType
 from msgspec.structs import replace
 
 from bus.aggregate import Aggregate
+from bus.errors import Validation
 from contexts.identity import address_book, errors, values
 from contexts.identity.address_book import Address
 from contexts.identity.events import (
@@ -68,16 +69,18 @@ class Customer(Aggregate):
         registered_at: datetime,
         today: date,
     ) -> Customer:
+        check = Validation()
         state = CustomerState(
             customer_id=customer_id,
-            external_id=values.external_id(external_id),
-            email=values.email(email),
-            first_name=values.text("first_name", first_name, 100),
-            last_name=values.text("last_name", last_name, 100),
-            phone=values.phone(phone),
-            date_of_birth=values.date_of_birth(date_of_birth, today),
+            external_id=check.check(values.external_id, external_id),
+            email=check.check(values.email, email),
+            first_name=check.check(values.text, "first_name", first_name, 100),
+            last_name=check.check(values.text, "last_name", last_name, 100),
+            phone=check.check(values.phone, phone),
+            date_of_birth=check.check(values.date_of_birth, date_of_birth, today),
             registered_at=registered_at,
         )
+        check.done()
         customer = cls(state)
         profile = msgspec.structs.asdict(state)
         del profile["addresses"]
@@ -111,15 +114,23 @@ class Customer(Aggregate):
         """Omitted fields stay as they are; `None` clears the optional phone and date of birth."""
         self._ensure_open()
         old = self.state
+        check = Validation()
         new = replace(
             old,
-            first_name=old.first_name if first_name is UNSET else values.text("first_name", first_name, 100),
-            last_name=old.last_name if last_name is UNSET else values.text("last_name", last_name, 100),
-            phone=old.phone if phone is UNSET else values.phone(phone),
+            first_name=old.first_name
+            if first_name is UNSET
+            else check.check(values.text, "first_name", first_name, 100),
+            last_name=old.last_name
+            if last_name is UNSET
+            else check.check(values.text, "last_name", last_name, 100),
+            phone=old.phone if phone is UNSET else check.check(values.phone, phone),
             date_of_birth=(
-                old.date_of_birth if date_of_birth is UNSET else values.date_of_birth(date_of_birth, today)
+                old.date_of_birth
+                if date_of_birth is UNSET
+                else check.check(values.date_of_birth, date_of_birth, today)
             ),
         )
+        check.done()
         if new == old:
             return
         self.state = new
