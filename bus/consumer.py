@@ -138,18 +138,26 @@ class PartitionWorker:
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
-        renew_every = self.config.lease_ttl / 3
-        next_renew = time.monotonic() + renew_every
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._keep_lease, tg.cancel_scope)
+            await self._work(stopping)
+            tg.cancel_scope.cancel()
+
+    async def _keep_lease(self, scope: anyio.CancelScope) -> None:
+        """Renew in the background, so that a long batch cannot outlive the lease unnoticed."""
+        while True:
+            await anyio.sleep(self.config.lease_ttl / 3)
+            if not await self.lease.renew():
+                log.warning("%s/%s: lease lost; leaving the partition", self.group, self.name)
+                scope.cancel()  # what did not commit is re-delivered to the next holder
+                return
+
+    async def _work(self, stopping: asyncio.Event) -> None:
         next_reclaim = time.monotonic() + self.config.reclaim_idle / 2
         next_reconcile = time.monotonic() + self.config.reconcile_interval
         await self._read_own_pending()
         while not stopping.is_set():
             now = time.monotonic()
-            if now >= next_renew:
-                if not await self.lease.renew():
-                    log.warning("%s/%s: lease lost", self.group, self.name)
-                    return
-                next_renew = now + renew_every
             await self._retry_due()
             if now >= next_reclaim:
                 await self._reclaim()
@@ -157,7 +165,7 @@ class PartitionWorker:
             if self.reconciler is not None and now >= next_reconcile:
                 await self.reconciler.run_once()
                 next_reconcile = now + self.config.reconcile_interval
-            block_ms = self._block_ms(min(next_renew, next_reclaim, next_reconcile))
+            block_ms = self._block_ms(min(next_reclaim, next_reconcile))
             reply: Any = await self.redis.xreadgroup(
                 self.group, self.name, {self.stream: ">"}, count=self.config.read_batch, block=block_ms
             )
