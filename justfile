@@ -30,9 +30,21 @@ run: venv
 api *args: venv
     {{bin}}/shopstream api {{args}}
 
+# relays and consumers only, for all contexts or one (identity, catalogue)
+worker context="": venv
+    {{bin}}/shopstream worker {{ if context == "" { "" } else { "--context " + context } }}
+
 # apply pending database migrations
 migrate: venv
     {{bin}}/shopstream migrate
+
+# dead letters: `just dlq list`, `just dlq replay 7`, `just dlq drop 7`
+dlq *args: venv
+    {{bin}}/shopstream dlq {{args}}
+
+# reset one projection and replay it from the event log
+rebuild name: venv
+    {{bin}}/shopstream projections rebuild {{name}}
 
 # the whole test suite; extra arguments go to pytest
 test *args: venv
@@ -45,6 +57,18 @@ test-platform *args: venv
 # the HTTP contract
 test-api *args: venv
     {{bin}}/pytest tests/api {{args}}
+
+# the messaging core (bus, outbox, relay, consumers) and its reliability under faults
+test-messaging *args: venv
+    {{bin}}/pytest tests/messaging {{args}}
+
+# the identity context: domain, handlers, routes
+test-identity *args: venv
+    {{bin}}/pytest tests/identity {{args}}
+
+# end to end through `shopstream serve`
+test-e2e *args: venv
+    {{bin}}/pytest tests/e2e {{args}}
 
 # every benchmark
 bench: bench-messaging
