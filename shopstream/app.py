@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusController
 
 from bus.module import ContextModule
 from shopstream import __version__
@@ -19,6 +20,12 @@ from shopstream.embedded import with_embedded_defaults
 from shopstream.health import health, ready
 from shopstream.problems import EXCEPTION_HANDLERS
 from shopstream.settings import Settings
+
+
+class Metrics(PrometheusController):
+    """Prometheus text exposition of every ShopStream instrument (observability/metrics.py)."""
+
+    tags = ["operations"]
 
 
 def create_app(
@@ -51,7 +58,13 @@ def create_app(
                 servers.stop()
 
     app = Litestar(
-        route_handlers=[health, ready, *(h for m in modules for h in m.route_handlers), *route_handlers],
+        route_handlers=[
+            health,
+            ready,
+            Metrics,
+            *(h for m in modules for h in m.route_handlers),
+            *route_handlers,
+        ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=MAX_BODY_BYTES,
