@@ -4,16 +4,21 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+import re
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
 
-from bus.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from bus.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, Invalid
 from bus.messages import Command
 from bus.uow import Meta, Outcome
 from observability.logging import correlation_id
 from observability.tracing import current_traceparent
+
+_AT_PATH = re.compile(r"^(.*?)(?: - at `\$\.?([^`]*)`)?$")
+_strict_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+S = TypeVar("S", bound=msgspec.Struct)
 
 _RECALL = "SELECT fingerprint, outcome::text FROM bus.idempotency_keys WHERE key = $1"
 _outcome_decoder = msgspec.json.Decoder(Outcome)
@@ -24,6 +29,19 @@ class Accepted(msgspec.Struct, frozen=True):
 
     status: str
     version: int
+
+
+async def strictly(request: Request[Any, Any, Any], data: S) -> S:
+    """Litestar converts bodies leniently (`1` → true, `"5"` → 5); an ill-typed field must be a 422,
+    so the body is decoded once more, strictly, into the same type (one typed decoder per type)."""
+    decoder = _strict_decoders.get(type(data))
+    if decoder is None:
+        decoder = _strict_decoders[type(data)] = msgspec.json.Decoder(type(data))
+    try:
+        return decoder.decode(await request.body())  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        message, field = _AT_PATH.match(str(exc)).groups()  # type: ignore[union-attr]
+        raise Invalid(field or "body", message) from None
 
 
 def expected_version(request: Request[Any, Any, Any]) -> int | None:

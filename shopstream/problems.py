@@ -130,6 +130,13 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     )
 
 
+def on_recursion(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """msgspec gives up on JSON nested deeper than its recursion limit: a malformed body, not a fault."""
+    if "deserializing" in str(exc):
+        return problem_response(400, "The request body is nested too deeply.", kind="malformed-body")
+    return on_unexpected(request, exc)
+
+
 _BUS_ERRORS: dict[type[Exception], tuple[int, str]] = {
     errors.Invalid: (422, "validation"),
     errors.NotFound: (404, "not-found"),
@@ -160,5 +167,6 @@ def on_bus_error(request: Request[Any, Any, Any], exc: Exception) -> Response[An
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     HTTPException: on_http_exception,
     Exception: on_unexpected,
+    RecursionError: on_recursion,
     **dict.fromkeys(_BUS_ERRORS, on_bus_error),
 }

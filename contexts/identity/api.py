@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
 from bus.errors import Invalid, NotFound
-from contexts.http import Accepted, accepted, created, dispatch, etag, expected_version
+from contexts.http import Accepted, accepted, created, dispatch, etag, expected_version, strictly
 from contexts.identity import queries
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
 from contexts.identity.addresses import AddAddress, RemoveAddress, SetDefaultAddress, UpdateAddress
@@ -110,6 +110,7 @@ class CustomerController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[Registration]
     ) -> Response[CustomerCreated]:
         """Open an account; `external_id` and `email` (case-insensitively) must be unique (409)."""
+        data = await strictly(request, data)
         command = RegisterCustomer(customer_id=str(uuid.uuid4()), **_fields(data))
         outcome = await dispatch(request, command)
         body = CustomerCreated(customer_id=outcome.aggregate_id, version=outcome.version)
@@ -123,6 +124,7 @@ class CustomerController(Controller):
         data: JSONBody[ProfileChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
+        data = await strictly(request, data)
         command = UpdateProfile(
             customer_id=_customer_id(customer_id), expected_version=expected_version(request), **_fields(data)
         )
@@ -133,6 +135,7 @@ class CustomerController(Controller):
         self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[NewAddress]
     ) -> Response[AddressCreated]:
         """At most 10 addresses; the first, or one sent with `is_default`, becomes the default."""
+        data = await strictly(request, data)
         cid = _customer_id(customer_id)
         command = AddAddress(
             customer_id=cid,
@@ -157,6 +160,7 @@ class CustomerController(Controller):
         data: JSONBody[AddressChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `is_default: true` moves the default here."""
+        data = await strictly(request, data)
         command = UpdateAddress(
             customer_id=_customer_id(customer_id),
             address_id=address_id,
@@ -202,6 +206,7 @@ class CustomerController(Controller):
         self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[Suspension]
     ) -> Response[Accepted]:
         """Only an Active account can be suspended (409 otherwise)."""
+        data = await strictly(request, data)
         command = SuspendAccount(
             customer_id=_customer_id(customer_id),
             reason=data.reason,
@@ -232,6 +237,7 @@ class CustomerController(Controller):
         self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[TierChange]
     ) -> Response[Accepted]:
         """Tiers only move up (Standard < Silver < Gold < Platinum): same or lower is 409, unknown 422."""
+        data = await strictly(request, data)
         command = UpgradeTier(
             customer_id=_customer_id(customer_id),
             new_tier=data.new_tier,

@@ -69,6 +69,8 @@ async def get_customer_card_by(
         where, value = "l.email_key = $1", email_key(email)
     else:
         where, value = "l.external_id = $1", external_id or ""
+    if "\x00" in value:
+        return None  # registration refuses U+0000, and PostgreSQL text cannot even carry it
     row = await pool.fetchrow(
         f"{_CARD} c WHERE c.customer_id = (SELECT l.customer_id FROM identity.customer_lookup l WHERE {where})",
         value,

@@ -66,7 +66,7 @@ def text(field: str, value: str | None, max_len: int) -> str:
         raise Invalid(field, "must not be blank")
     if len(stripped) > max_len:
         raise Invalid(field, f"must be at most {max_len} characters")
-    return stripped
+    return _without_nul(field, stripped)
 
 
 def optional_text(field: str, value: str | None, max_len: int) -> str | None:
@@ -81,7 +81,7 @@ def external_id(value: str | None) -> str:
         raise Invalid("external_id", "must not be blank")
     if len(value) > 255:
         raise Invalid("external_id", "must be at most 255 characters")
-    return value
+    return _without_nul("external_id", value)
 
 
 def email(value: str | None) -> str:
@@ -92,6 +92,7 @@ def email(value: str | None) -> str:
         raise Invalid("email", f"must be at most {MAX_EMAIL} characters")
     if any(ch.isspace() for ch in value):
         raise Invalid("email", "must not contain whitespace")
+    _without_nul("email", value)
     if value.count("@") != 1:
         raise Invalid("email", "must contain exactly one '@'")
     local, domain = value.split("@")
@@ -113,6 +114,13 @@ def email(value: str | None) -> str:
         raise Invalid("email", "domain must contain a dot")
     if any(label.startswith("-") or label.endswith("-") for label in domain.split(".")):
         raise Invalid("email", "domain labels must not start or end with '-'")
+    return value
+
+
+def _without_nul(field: str, value: str) -> str:
+    # PostgreSQL text and jsonb cannot hold U+0000: refuse it here rather than fail when saving.
+    if "\x00" in value:
+        raise Invalid(field, "must not contain NUL characters")
     return value
 
 

@@ -1,0 +1,1 @@
+"""End-to-end tests: a real `shopstream` process driven over HTTP."""
