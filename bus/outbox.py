@@ -51,10 +51,7 @@ class Outbox:
             f"INSERT INTO {table} (event_id, type, schema_version, aggregate_type, aggregate_id,"
             " aggregate_version, occurred_at, payload, headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         )
-        columns = (
-            "position, event_id, type, schema_version, aggregate_type, aggregate_id, aggregate_version,"
-            " occurred_at, payload::text AS payload, headers::text AS headers"
-        )
+        columns = self.columns()
         self.claim = (
             f"SELECT {columns} FROM {table} WHERE published_at IS NULL"
             " ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED"
@@ -68,6 +65,15 @@ class Outbox:
             f"SELECT {columns} FROM {table} WHERE aggregate_id = $1 ORDER BY aggregate_version"
         )
         self.select_all = f"SELECT {columns} FROM {table} WHERE position > $1 ORDER BY position LIMIT $2"
+
+    @staticmethod
+    def columns(alias: str = "") -> str:
+        """The columns `envelope()` reads, JSON as text (one decode, in Python, where it is needed)."""
+        p = f"{alias}." if alias else ""
+        return (
+            f"{p}position, {p}event_id, {p}type, {p}schema_version, {p}aggregate_type, {p}aggregate_id,"
+            f" {p}aggregate_version, {p}occurred_at, {p}payload::text AS payload, {p}headers::text AS headers"
+        )
 
     async def append(self, conn: asyncpg.Connection, aggregate: Aggregate, headers: Headers) -> None:
         """Write the aggregate's pending events; the insert trigger sends the NOTIFY on commit."""

@@ -39,15 +39,17 @@ class Reconciler:
         self.config = config
         self.limit = limit
         table = inbox.outbox.table
+        # Only each aggregate's first unapplied event: once it lands, the inbox heals the rest from
+        # the event log, so a consumer that is merely behind gets at most one extra entry per aggregate.
         self._unapplied = f"""
-            SELECT o.*, o.payload::text AS payload, o.headers::text AS headers
+            SELECT DISTINCT ON (o.aggregate_id) {inbox.outbox.columns("o")}
             FROM {table} o
             LEFT JOIN bus.consumer_positions p ON p.consumer = $1 AND p.aggregate_id = o.aggregate_id
             WHERE o.published_at > $2 AND o.published_at <= $3
               AND o.aggregate_version > coalesce(p.version, 0)
               AND NOT EXISTS (SELECT 1 FROM bus.dead_letters d
                               WHERE d.consumer = $1 AND d.aggregate_id = o.aggregate_id)
-            ORDER BY o.position LIMIT $4
+            ORDER BY o.aggregate_id, o.aggregate_version LIMIT $4
         """
         self._redelivered = metrics.redelivered.labels(inbox.name)
 
