@@ -120,9 +120,12 @@ async def _with_messaging(
 async def _dlq_list(messaging: Messaging, args: argparse.Namespace) -> int:
     from bus import deadletters
 
-    for context in messaging.modules:
-        for letter in await deadletters.listing(messaging.pool_of(context), args.consumer):
-            print(msgspec.json.encode(letter).decode())
+    pools = {id(p): p for p in messaging.resources.pools.values()}.values()
+    letters = [letter for pool in pools for letter in await deadletters.listing(pool, args.consumer)]
+    for letter in letters:
+        print(msgspec.json.encode(letter).decode())
+    if not letters:
+        print("no dead letters", file=sys.stderr)
     return 0
 
 

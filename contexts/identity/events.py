@@ -40,40 +40,31 @@ class ProfileUpdated(Event, frozen=True, kw_only=True, tag="identity.ProfileUpda
     date_of_birth: date | None
 
 
+class _AddressSnapshot(Event, frozen=True, kw_only=True):
+    """The whole address after the change, and the address that lost the default flag, if any."""
+
+    customer_id: str
+    address_id: str
+    label: AddressLabel
+    street: str
+    city: str
+    state: str | None
+    postal_code: str
+    country: str
+    is_default: bool
+    geo_lat: float | None
+    geo_lng: float | None
+    previous_default_id: str | None = None
+
+
 @message
-class AddressAdded(Event, frozen=True, kw_only=True, tag="identity.AddressAdded"):
+class AddressAdded(_AddressSnapshot, frozen=True, kw_only=True, tag="identity.AddressAdded"):
     """An address joined the address book; if `is_default`, it took the flag from `previous_default_id`."""
 
-    customer_id: str
-    address_id: str
-    label: AddressLabel
-    street: str
-    city: str
-    state: str | None
-    postal_code: str
-    country: str
-    is_default: bool
-    geo_lat: float | None
-    geo_lng: float | None
-    previous_default_id: str | None = None
-
 
 @message
-class AddressUpdated(Event, frozen=True, kw_only=True, tag="identity.AddressUpdated"):
+class AddressUpdated(_AddressSnapshot, frozen=True, kw_only=True, tag="identity.AddressUpdated"):
     """An address changed; it carries the whole new address and the id of any default it displaced."""
-
-    customer_id: str
-    address_id: str
-    label: AddressLabel
-    street: str
-    city: str
-    state: str | None
-    postal_code: str
-    country: str
-    is_default: bool
-    geo_lat: float | None
-    geo_lng: float | None
-    previous_default_id: str | None = None
 
 
 @message
