@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,10 +34,14 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServers]:
-    servers = EmbeddedServers(tmp_path_factory.mktemp("embedded"))
+def embedded() -> Iterator[EmbeddedServers]:
+    # Not under pytest's basetemp: a concurrent pytest session may prune old basetemp folders
+    # while this run's servers still keep their data there.
+    data_dir = tempfile.mkdtemp(prefix="shopstream-test-")
+    servers = EmbeddedServers(data_dir)
     yield servers
     servers.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
