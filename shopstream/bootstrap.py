@@ -40,6 +40,15 @@ def migration_plan(
     return plan
 
 
+class PooledConnection(asyncpg.Connection):
+    """Pooled connections never change session state (LISTEN and advisory locks use connections of
+    their own; settings are only ever `SET LOCAL`), so returning one to the pool needs no reset
+    query: one round trip less per command."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 @dataclass
 class Resources:
     """The pools and clients of one process, opened once and shared by every request."""
@@ -55,7 +64,11 @@ class Resources:
             assert url is not None, "settings must be resolved before opening resources"
             if url not in by_url:
                 by_url[url] = await asyncpg.create_pool(
-                    url, min_size=1, max_size=self.settings.db_pool_size, command_timeout=30
+                    url,
+                    min_size=1,
+                    max_size=self.settings.db_pool_size,
+                    command_timeout=30,
+                    connection_class=PooledConnection,
                 )
             self.pools[context] = by_url[url]
         assert self.settings.redis_url is not None
