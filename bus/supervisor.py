@@ -19,11 +19,16 @@ Task = Callable[[asyncio.Event], Awaitable[None]]
 
 class Supervisor:
     def __init__(
-        self, tasks: Mapping[str, Task], shutdown_grace: float = 8.0, max_backoff: float = 30.0
+        self,
+        tasks: Mapping[str, Task],
+        shutdown_grace: float = 8.0,
+        max_backoff: float = 30.0,
+        first_backoff: float = 0.5,
     ) -> None:
         self.tasks = dict(tasks)
         self.shutdown_grace = shutdown_grace
         self.max_backoff = max_backoff
+        self.first_backoff = first_backoff
         self.stopping = asyncio.Event()
         self.restarts: dict[str, int] = dict.fromkeys(self.tasks, 0)
         self._running = 0
@@ -44,7 +49,7 @@ class Supervisor:
         log.info("supervisor stopped")
 
     async def _supervise(self, name: str, task: Task) -> None:
-        delay = 0.5
+        delay = self.first_backoff
         try:
             while not self.stopping.is_set():
                 try:
