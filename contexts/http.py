@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
+from litestar.openapi.datastructures import ResponseSpec
 
 from bus.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, Invalid
 from bus.messages import Command
@@ -27,8 +28,46 @@ _outcome_decoder = msgspec.json.Decoder(Outcome)
 class Accepted(msgspec.Struct, frozen=True):
     """The answer to a command that changed an existing aggregate."""
 
-    status: str
-    version: int
+    status: Annotated[str, msgspec.Meta(examples=["ok"])]
+    version: Annotated[
+        int, msgspec.Meta(examples=[4], description="the aggregate's version after the command")
+    ]
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    field: Annotated[str, msgspec.Meta(examples=["email"])]
+    message: Annotated[str, msgspec.Meta(examples=["must contain exactly one '@'"])]
+    source: Annotated[str, msgspec.Meta(examples=["body"])] = "body"
+
+
+class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
+    """RFC 9457 problem details: every error of the API has this shape."""
+
+    type: Annotated[str, msgspec.Meta(examples=["urn:shopstream:problem:validation"])]
+    title: Annotated[str, msgspec.Meta(examples=["Unprocessable Entity"])]
+    status: Annotated[int, msgspec.Meta(examples=[422])]
+    detail: Annotated[str, msgspec.Meta(examples=["email: must contain exactly one '@'"])]
+    errors: list[FieldError] | None = None
+
+
+_PROBLEM_CODES = {
+    400: "The body is not JSON, or not a JSON object.",
+    404: "The customer, product, category or sub-entity in the path does not exist.",
+    409: "Valid, but in conflict with the current state (uniqueness, transitions, state-dependent limits).",
+    412: "`If-Match` named a version the aggregate no longer has.",
+    413: "The body exceeds 1 MiB.",
+    422: "Invalid fields; `errors` names each one.",
+    503: "Overloaded or a backing service is down; retry after `Retry-After` seconds.",
+}
+PROBLEMS = {
+    code: ResponseSpec(
+        data_container=ProblemDetails,
+        description=text,
+        media_type="application/problem+json",
+        generate_examples=False,
+    )
+    for code, text in _PROBLEM_CODES.items()
+}
 
 
 async def strictly(request: Request[Any, Any, Any], data: S) -> S:

@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
 from bus.errors import Invalid, NotFound
-from contexts.http import Accepted, accepted, created, dispatch, etag, expected_version, strictly
+from contexts.http import PROBLEMS, Accepted, accepted, created, dispatch, etag, expected_version, strictly
 from contexts.identity import queries
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
 from contexts.identity.addresses import AddAddress, RemoveAddress, SetDefaultAddress, UpdateAddress
@@ -73,13 +73,13 @@ class TierChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class CustomerCreated(msgspec.Struct, frozen=True):
-    customer_id: str
-    version: int
+    customer_id: Annotated[str, Meta(examples=["0b5e6c1e-3f4a-4c55-9a43-2f1d8f0c9e21"])]
+    version: Annotated[int, Meta(examples=[1])]
 
 
 class AddressCreated(msgspec.Struct, frozen=True):
-    address_id: str
-    version: int
+    address_id: Annotated[str, Meta(examples=["7d2f9a64-51b8-4c1e-a0e3-6b9c2d4e8f10"])]
+    version: Annotated[int, Meta(examples=[2])]
 
 
 def _customer_id(raw: str) -> str:
@@ -105,7 +105,7 @@ class CustomerController(Controller):
     path = "/customers"
     tags = ["identity"]
 
-    @post("/", operation_id="registerCustomer", summary="Register a customer")
+    @post("/", operation_id="registerCustomer", responses=PROBLEMS, summary="Register a customer")
     async def register(
         self, request: Request[Any, Any, Any], data: JSONBody[Registration]
     ) -> Response[CustomerCreated]:
@@ -116,7 +116,12 @@ class CustomerController(Controller):
         body = CustomerCreated(customer_id=outcome.aggregate_id, version=outcome.version)
         return created(body, f"/customers/{outcome.aggregate_id}", outcome.version)
 
-    @put("/{customer_id:str}/profile", operation_id="updateProfile", summary="Update the profile")
+    @put(
+        "/{customer_id:str}/profile",
+        operation_id="updateProfile",
+        responses=PROBLEMS,
+        summary="Update the profile",
+    )
     async def update_profile(
         self,
         request: Request[Any, Any, Any],
@@ -130,7 +135,12 @@ class CustomerController(Controller):
         )
         return accepted(await dispatch(request, command))
 
-    @post("/{customer_id:str}/addresses", operation_id="addAddress", summary="Add an address")
+    @post(
+        "/{customer_id:str}/addresses",
+        operation_id="addAddress",
+        responses=PROBLEMS,
+        summary="Add an address",
+    )
     async def add_address(
         self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[NewAddress]
     ) -> Response[AddressCreated]:
@@ -150,6 +160,7 @@ class CustomerController(Controller):
     @put(
         "/{customer_id:str}/addresses/{address_id:str}",
         operation_id="updateAddress",
+        responses=PROBLEMS,
         summary="Change an address",
     )
     async def update_address(
@@ -172,6 +183,7 @@ class CustomerController(Controller):
     @delete(
         "/{customer_id:str}/addresses/{address_id:str}",
         operation_id="removeAddress",
+        responses=PROBLEMS,
         summary="Remove an address",
         status_code=200,
     )
@@ -189,6 +201,7 @@ class CustomerController(Controller):
     @put(
         "/{customer_id:str}/addresses/{address_id:str}/default",
         operation_id="setDefaultAddress",
+        responses=PROBLEMS,
         summary="Make an address the default",
     )
     async def set_default_address(
@@ -201,7 +214,12 @@ class CustomerController(Controller):
         )
         return accepted(await dispatch(request, command))
 
-    @put("/{customer_id:str}/suspend", operation_id="suspendAccount", summary="Suspend the account")
+    @put(
+        "/{customer_id:str}/suspend",
+        operation_id="suspendAccount",
+        responses=PROBLEMS,
+        summary="Suspend the account",
+    )
     async def suspend(
         self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[Suspension]
     ) -> Response[Accepted]:
@@ -214,7 +232,12 @@ class CustomerController(Controller):
         )
         return accepted(await dispatch(request, command))
 
-    @put("/{customer_id:str}/reactivate", operation_id="reactivateAccount", summary="Reactivate the account")
+    @put(
+        "/{customer_id:str}/reactivate",
+        operation_id="reactivateAccount",
+        responses=PROBLEMS,
+        summary="Reactivate the account",
+    )
     async def reactivate(
         self, request: Request[Any, Any, Any], customer_id: CustomerId
     ) -> Response[Accepted]:
@@ -224,7 +247,12 @@ class CustomerController(Controller):
         )
         return accepted(await dispatch(request, command))
 
-    @put("/{customer_id:str}/close", operation_id="closeAccount", summary="Close the account")
+    @put(
+        "/{customer_id:str}/close",
+        operation_id="closeAccount",
+        responses=PROBLEMS,
+        summary="Close the account",
+    )
     async def close(self, request: Request[Any, Any, Any], customer_id: CustomerId) -> Response[Accepted]:
         """Closed is terminal: every later command on the customer answers 409."""
         command = CloseAccount(
@@ -232,7 +260,12 @@ class CustomerController(Controller):
         )
         return accepted(await dispatch(request, command))
 
-    @put("/{customer_id:str}/tier", operation_id="upgradeTier", summary="Upgrade the loyalty tier")
+    @put(
+        "/{customer_id:str}/tier",
+        operation_id="upgradeTier",
+        responses=PROBLEMS,
+        summary="Upgrade the loyalty tier",
+    )
     async def upgrade_tier(
         self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[TierChange]
     ) -> Response[Accepted]:
@@ -245,11 +278,21 @@ class CustomerController(Controller):
         )
         return accepted(await dispatch(request, command))
 
-    @get("/segments", operation_id="getSegments", summary="Customer counts by tier and status")
+    @get(
+        "/segments",
+        operation_id="getSegments",
+        responses=PROBLEMS,
+        summary="Customer counts by tier and status",
+    )
     async def segments(self, request: Request[Any, Any, Any]) -> queries.SegmentCounts:
         return await queries.get_segments(_pool(request))
 
-    @get("/", operation_id="findCustomer", summary="Find a customer by e-mail or external id")
+    @get(
+        "/",
+        operation_id="findCustomer",
+        responses=PROBLEMS,
+        summary="Find a customer by e-mail or external id",
+    )
     async def find(
         self,
         request: Request[Any, Any, Any],
@@ -264,7 +307,7 @@ class CustomerController(Controller):
             raise NotFound("customer")
         return Response(card, headers={"ETag": etag(card.version)})
 
-    @get("/{customer_id:str}", operation_id="getCustomer", summary="The customer card")
+    @get("/{customer_id:str}", operation_id="getCustomer", responses=PROBLEMS, summary="The customer card")
     async def card(
         self, request: Request[Any, Any, Any], customer_id: CustomerId
     ) -> Response[queries.CustomerCard]:
@@ -273,7 +316,12 @@ class CustomerController(Controller):
             raise NotFound(f"customer {customer_id}")
         return Response(card, headers={"ETag": etag(card.version)})
 
-    @get("/{customer_id:str}/addresses", operation_id="listAddresses", summary="The address book")
+    @get(
+        "/{customer_id:str}/addresses",
+        operation_id="listAddresses",
+        responses=PROBLEMS,
+        summary="The address book",
+    )
     async def addresses(
         self, request: Request[Any, Any, Any], customer_id: CustomerId
     ) -> Response[queries.AddressList]:

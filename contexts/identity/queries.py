@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 import asyncpg
 import msgspec
@@ -10,18 +11,22 @@ import msgspec
 from contexts.identity.values import Status, Tier, email_key
 
 
+def _eg(value: object) -> msgspec.Meta:
+    return msgspec.Meta(examples=[value])
+
+
 class CustomerCard(msgspec.Struct, frozen=True, kw_only=True):
-    customer_id: str
-    external_id: str
-    email: str
-    first_name: str
-    last_name: str
-    phone: str | None
-    date_of_birth: date | None
-    status: str
-    tier: str
-    registered_at: datetime
-    version: int
+    customer_id: Annotated[str, _eg("0b5e6c1e-3f4a-4c55-9a43-2f1d8f0c9e21")]
+    external_id: Annotated[str, _eg("crm-10042")]
+    email: Annotated[str, _eg("ada@example.com")]
+    first_name: Annotated[str, _eg("Ada")]
+    last_name: Annotated[str, _eg("Lovelace")]
+    phone: Annotated[str | None, _eg("+44 20 7946 0958")]
+    date_of_birth: Annotated[date | None, _eg("1990-12-10")]
+    status: Annotated[str, _eg("Active")]
+    tier: Annotated[str, _eg("Gold")]
+    registered_at: Annotated[datetime, _eg("2026-11-27T11:51:43.454232Z")]
+    version: Annotated[int, _eg(5)]
 
 
 class AddressView(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,8 +48,8 @@ class AddressList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SegmentCounts(msgspec.Struct, frozen=True, kw_only=True):
-    tiers: dict[str, int]
-    statuses: dict[str, int]
+    tiers: Annotated[dict[str, int], _eg({"Standard": 120, "Silver": 30, "Gold": 8, "Platinum": 2})]
+    statuses: Annotated[dict[str, int], _eg({"Active": 150, "Suspended": 6, "Closed": 4})]
 
 
 _CARD = (
