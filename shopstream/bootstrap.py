@@ -15,6 +15,7 @@ from bus.bus import Bus, Route
 from bus.config import BusConfig
 from bus.consumer import Consumer
 from bus.inbox import Inbox
+from bus.maintenance import Maintenance
 from bus.messages import registry
 from bus.module import ContextModule
 from bus.outbox import Outbox, Relay
@@ -138,6 +139,12 @@ class Messaging:
         for name, inbox in self.inboxes.items():
             if inbox.projection.context in chosen:
                 tasks[f"consumer:{name}"] = self.consumer(name).run
+        by_pool: dict[int, tuple[asyncpg.Pool, list[Outbox]]] = {}
+        for context in sorted(chosen):
+            pool = self.pool_of(context)
+            by_pool.setdefault(id(pool), (pool, []))[1].append(self.outboxes[context])
+        for index, (pool, outboxes) in enumerate(by_pool.values()):
+            tasks[f"maintenance:{index}"] = Maintenance(pool, outboxes).run
         return Supervisor(tasks, self.config.shutdown_grace)
 
 
