@@ -1,12 +1,15 @@
-"""Housekeeping of one database: forget old idempotency records, refresh the backlog gauges."""
+"""Housekeeping: forget old idempotency records; refresh the gauges of outbox backlog, dead letters,
+and each consumer group's lag and oldest pending entry."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
+from redis.asyncio import Redis
 
 from bus.outbox import Outbox
 from observability import metrics
@@ -15,10 +18,19 @@ IDEMPOTENCY_KEPT_HOURS = 48  # the contract promises at least 24 h
 
 
 class Maintenance:
-    def __init__(self, pool: asyncpg.Pool, outboxes: Sequence[Outbox], every: float = 15.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        outboxes: Sequence[Outbox],
+        every: float = 15.0,
+        redis: Redis | None = None,
+        groups: Sequence[tuple[str, str]] = (),  # (stream, consumer group)
+    ) -> None:
         self.pool = pool
         self.outboxes = outboxes
         self.every = every
+        self.redis = redis
+        self.groups = groups
         self._backlog = {
             o.context: f"SELECT count(*), extract(epoch FROM now() - min(occurred_at))"
             f" FROM {o.table} WHERE published_at IS NULL"
@@ -39,6 +51,21 @@ class Maintenance:
             counted = {r["context"]: r["n"] for r in letters}
             for outbox in self.outboxes:
                 metrics.dead_letters.labels(outbox.context).set(counted.get(outbox.context, 0))
+
+        if self.redis is not None:
+            await self._measure_groups(self.redis)
+
+    async def _measure_groups(self, redis: Redis) -> None:
+        for stream, group in self.groups:
+            info: Any = await redis.xinfo_groups(stream)
+            mine = next((g for g in info if g["name"] in (group, group.encode())), None)
+            if mine is None:
+                continue
+            if mine.get("lag") is not None:  # Redis 7 and later
+                metrics.consumer_lag.labels(stream, group).set(mine["lag"])
+            oldest: Any = await redis.xpending_range(stream, group, min="-", max="+", count=1)
+            idle_ms = oldest[0]["time_since_delivered"] if oldest else 0
+            metrics.pending_idle.labels(stream, group).set(idle_ms / 1000)
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

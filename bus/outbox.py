@@ -61,9 +61,6 @@ class Outbox:
             f"SELECT {columns} FROM {table} WHERE aggregate_id = $1"
             " AND aggregate_version > $2 AND aggregate_version < $3 ORDER BY aggregate_version"
         )
-        self.select_aggregate = (
-            f"SELECT {columns} FROM {table} WHERE aggregate_id = $1 ORDER BY aggregate_version"
-        )
         self.select_all = f"SELECT {columns} FROM {table} WHERE position > $1 ORDER BY position LIMIT $2"
 
     @staticmethod

@@ -143,8 +143,15 @@ class Messaging:
         for context in sorted(chosen):
             pool = self.pool_of(context)
             by_pool.setdefault(id(pool), (pool, []))[1].append(self.outboxes[context])
+        groups = [
+            (self.config.stream(inbox.projection.context, partition), name)
+            for name, inbox in self.inboxes.items()
+            if inbox.projection.context in chosen
+            for partition in range(self.config.partitions)
+        ]
         for index, (pool, outboxes) in enumerate(by_pool.values()):
-            tasks[f"maintenance:{index}"] = Maintenance(pool, outboxes).run
+            redis, measured = (self.redis, groups) if index == 0 else (None, ())
+            tasks[f"maintenance:{index}"] = Maintenance(pool, outboxes, redis=redis, groups=measured).run
         return Supervisor(tasks, self.config.shutdown_grace)
 
 
