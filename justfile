@@ -10,17 +10,20 @@ bin := venv / "bin"
 default:
     @just --list
 
-# create or refresh .venv when it is missing or pyproject.toml changed
-venv:
+# create or refresh .venv when it is missing or pyproject.toml changed (`just venv dev` adds test and lint tools)
+venv extras="":
     #!/usr/bin/env bash
     set -euo pipefail
-    if [ -x {{bin}}/python ] && [ {{venv}}/.installed -nt pyproject.toml ]; then exit 0; fi
+    stamp="{{venv}}/.installed{{ if extras == "" { "" } else { "-" + extras } }}"
+    if [ -x {{bin}}/python ] && [ "$stamp" -nt pyproject.toml ]; then exit 0; fi
     {{python}} -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
         || { echo "ShopStream needs Python 3.11+; set PYTHON=/path/to/python3.11" >&2; exit 1; }
     [ -x {{bin}}/python ] || {{python}} -m venv {{venv}}
-    {{bin}}/python -m pip install --quiet --upgrade pip
-    {{bin}}/python -m pip install --quiet -e '.[dev]'
-    touch {{venv}}/.installed
+    spec="."
+    [ -z "{{extras}}" ] || spec=".[{{extras}}]"
+    echo "installing ShopStream ($spec) into {{venv}} ..." >&2
+    {{bin}}/python -m pip install --quiet --no-compile --disable-pip-version-check -e "$spec"
+    touch "$stamp" "{{venv}}/.installed"  # the dev install holds the runtime one too
 
 # run everything in one process: API, relay and consumers (embedded PostgreSQL/Redis unless URLs are set)
 run: venv
@@ -47,48 +50,52 @@ rebuild name: venv
     {{bin}}/shopstream projections rebuild {{name}}
 
 # the whole test suite; extra arguments go to pytest
-test *args: venv
+test *args: (venv "dev")
     {{bin}}/pytest {{args}}
 
 # settings, migrations, embedded servers
-test-platform *args: venv
+test-platform *args: (venv "dev")
     {{bin}}/pytest tests/platform {{args}}
 
 # the HTTP contract
-test-api *args: venv
+test-api *args: (venv "dev")
     {{bin}}/pytest tests/api {{args}}
 
 # the messaging core (bus, outbox, relay, consumers) and its reliability under faults
-test-messaging *args: venv
+test-messaging *args: (venv "dev")
     {{bin}}/pytest tests/messaging {{args}}
 
 # the identity context: domain, handlers, routes
-test-identity *args: venv
+test-identity *args: (venv "dev")
     {{bin}}/pytest tests/identity {{args}}
 
 # end to end through `shopstream serve`
-test-e2e *args: venv
+test-e2e *args: (venv "dev")
     {{bin}}/pytest tests/e2e {{args}}
 
 # every benchmark
-bench: bench-messaging
+bench: bench-messaging bench-commands
 
 # relay and consumer throughput beside raw redis-py/asyncpg baselines (BENCH_DATABASE_URL, BENCH_REDIS_URL)
 bench-messaging *args: venv
     {{bin}}/python -m bench.messaging {{args}}
 
+# POST /customers requests/s beside a bare Litestar + asyncpg endpoint, driven by wrk (BENCH_DATABASE_URL, BENCH_REDIS_URL)
+bench-commands *args: venv
+    {{bin}}/python -m bench.commands {{args}}
+
 # ruff lint and format check
-lint: venv
+lint: (venv "dev")
     {{bin}}/ruff check .
     {{bin}}/ruff format --check .
 
 # format the code
-fmt: venv
+fmt: (venv "dev")
     {{bin}}/ruff format .
     {{bin}}/ruff check --fix .
 
 # static types
-typecheck: venv
+typecheck: (venv "dev")
     {{bin}}/mypy shopstream bus contexts observability
 
 # lint, types and tests
