@@ -28,29 +28,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import platform
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from bench.common import admin, backing_servers, machine_facts, with_database
 from bus.config import BusConfig
 from bus.consumer import Consumer
 from bus.inbox import APPLIED, HEALED, Inbox
 from bus.messages import Envelope, Event, encoder, message, registry
 from bus.outbox import Outbox, Relay, partition_of
 from shopstream.bootstrap import BUS
-from shopstream.embedded import EmbeddedServers
 from shopstream.migrate import Component, migrate_all
 
 CONTEXT = "bench"
@@ -135,18 +130,6 @@ ORDER BY v, a.n
 
 def rate(events: int, seconds: float) -> float:
     return events / seconds if seconds > 0 else float("inf")
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-async def admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def fill(pool: asyncpg.Pool, aggregates: int, versions: int) -> float:
@@ -287,17 +270,6 @@ def line(name: str, figure: Figure, baseline_name: str) -> str:
     )
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for text in info:
-                if text.startswith("model name"):
-                    return text.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 async def run(args: argparse.Namespace, database_server: str, redis_url: str) -> None:
     run_id = uuid.uuid4().hex[:10]
     database = f"bench_{run_id}"
@@ -315,10 +287,7 @@ async def run(args: argparse.Namespace, database_server: str, redis_url: str) ->
         try:
             server_version = await pool.fetchval("SHOW server_version")
             redis_version = (await redis.info("server"))["redis_version"]
-            print(
-                f"machine   {os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()},"
-                f" PostgreSQL {server_version}, Redis {redis_version}"
-            )
+            print(machine_facts(server_version, redis_version))
             print(
                 f"settings  {events:,} events = {args.aggregates:,} aggregates x {args.versions} versions,"
                 f" {config.partitions} partitions, relay_batch {config.relay_batch},"
@@ -351,17 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
-    with ExitStack() as stack:
-        database_server = os.environ.get("BENCH_DATABASE_URL") or os.environ.get(
-            "SHOPSTREAM_TEST_DATABASE_URL"
-        )
-        redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get("SHOPSTREAM_TEST_REDIS_URL")
-        if not database_server or not redis_url:
-            servers = EmbeddedServers(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
-            stack.callback(servers.stop)
-            database_server = database_server or servers.postgres_url()
-            redis_url = redis_url or servers.redis_url()
-            print("servers   embedded (set BENCH_DATABASE_URL / BENCH_REDIS_URL to use others)")
+    with backing_servers() as (database_server, redis_url):
         asyncio.run(run(args, database_server, redis_url))
     print(f"done in {time.perf_counter() - started:.0f}s")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -92,7 +93,10 @@ def _serve(settings: Settings, workers: int, run_workers: bool) -> None:
         return
     from shopstream.app import create_app
 
-    uvicorn.run(create_app(settings, run_workers=run_workers), **options)
+    app = create_app(settings, run_workers=run_workers)
+    gc.collect()
+    gc.freeze()  # what start-up built lives for good: keep it out of every later collection
+    uvicorn.run(app, **options)
 
 
 async def _worker(settings: Settings, context: str | None) -> None:

@@ -6,8 +6,8 @@ middleware runs only for matched routes): a 2 MiB POST to an unknown path still 
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import Any
 
 import msgspec
@@ -35,7 +35,7 @@ class Edge:
                 given = value
             elif name == b"content-length":
                 declared = value
-        cid = given.decode() if given and _VALID_ID.match(given) else uuid.uuid4().hex
+        cid = given.decode() if given and _VALID_ID.match(given) else os.urandom(16).hex()
         token = correlation_id.set(cid)
         id_header = (_HEADER, cid.encode())
 
