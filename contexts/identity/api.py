@@ -17,6 +17,7 @@ from contexts.http import PROBLEMS, Accepted, accepted, created, dispatch, etag,
 from contexts.identity import queries
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
 from contexts.identity.addresses import AddAddress, RemoveAddress, SetDefaultAddress, UpdateAddress
+from contexts.identity.commands import CustomerCommand
 from contexts.identity.profile import UpdateProfile
 from contexts.identity.registration import RegisterCustomer
 from contexts.identity.tier import UpgradeTier
@@ -101,6 +102,16 @@ def _fields(body: msgspec.Struct) -> dict[str, Any]:
 CustomerId = Annotated[str, PathParameter(description="The customer's id (UUID)")]
 
 
+async def _change(
+    request: Request[Any, Any, Any], command_type: type[CustomerCommand], customer_id: str, **fields: Any
+) -> Response[Accepted]:
+    """Every command on an existing customer: its id from the path, `If-Match` as the expected version."""
+    command = command_type(
+        customer_id=_customer_id(customer_id), expected_version=expected_version(request), **fields
+    )
+    return accepted(await dispatch(request, command))
+
+
 class CustomerController(Controller):
     path = "/customers"
     tags = ["identity"]
@@ -130,10 +141,7 @@ class CustomerController(Controller):
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
         data = await strictly(request, data)
-        command = UpdateProfile(
-            customer_id=_customer_id(customer_id), expected_version=expected_version(request), **_fields(data)
-        )
-        return accepted(await dispatch(request, command))
+        return await _change(request, UpdateProfile, customer_id, **_fields(data))
 
     @post(
         "/{customer_id:str}/addresses",
@@ -172,13 +180,7 @@ class CustomerController(Controller):
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `is_default: true` moves the default here."""
         data = await strictly(request, data)
-        command = UpdateAddress(
-            customer_id=_customer_id(customer_id),
-            address_id=address_id,
-            expected_version=expected_version(request),
-            **_fields(data),
-        )
-        return accepted(await dispatch(request, command))
+        return await _change(request, UpdateAddress, customer_id, address_id=address_id, **_fields(data))
 
     @delete(
         "/{customer_id:str}/addresses/{address_id:str}",
@@ -191,12 +193,7 @@ class CustomerController(Controller):
         self, request: Request[Any, Any, Any], customer_id: CustomerId, address_id: FromPath[str]
     ) -> Response[Accepted]:
         """The last address cannot be removed (409); removing the default promotes the first remaining one."""
-        command = RemoveAddress(
-            customer_id=_customer_id(customer_id),
-            address_id=address_id,
-            expected_version=expected_version(request),
-        )
-        return accepted(await dispatch(request, command))
+        return await _change(request, RemoveAddress, customer_id, address_id=address_id)
 
     @put(
         "/{customer_id:str}/addresses/{address_id:str}/default",
@@ -207,12 +204,7 @@ class CustomerController(Controller):
     async def set_default_address(
         self, request: Request[Any, Any, Any], customer_id: CustomerId, address_id: FromPath[str]
     ) -> Response[Accepted]:
-        command = SetDefaultAddress(
-            customer_id=_customer_id(customer_id),
-            address_id=address_id,
-            expected_version=expected_version(request),
-        )
-        return accepted(await dispatch(request, command))
+        return await _change(request, SetDefaultAddress, customer_id, address_id=address_id)
 
     @put(
         "/{customer_id:str}/suspend",
@@ -225,12 +217,7 @@ class CustomerController(Controller):
     ) -> Response[Accepted]:
         """Only an Active account can be suspended (409 otherwise)."""
         data = await strictly(request, data)
-        command = SuspendAccount(
-            customer_id=_customer_id(customer_id),
-            reason=data.reason,
-            expected_version=expected_version(request),
-        )
-        return accepted(await dispatch(request, command))
+        return await _change(request, SuspendAccount, customer_id, reason=data.reason)
 
     @put(
         "/{customer_id:str}/reactivate",
@@ -242,10 +229,7 @@ class CustomerController(Controller):
         self, request: Request[Any, Any, Any], customer_id: CustomerId
     ) -> Response[Accepted]:
         """Only a Suspended account can be reactivated (409 otherwise)."""
-        command = ReactivateAccount(
-            customer_id=_customer_id(customer_id), expected_version=expected_version(request)
-        )
-        return accepted(await dispatch(request, command))
+        return await _change(request, ReactivateAccount, customer_id)
 
     @put(
         "/{customer_id:str}/close",
@@ -255,10 +239,7 @@ class CustomerController(Controller):
     )
     async def close(self, request: Request[Any, Any, Any], customer_id: CustomerId) -> Response[Accepted]:
         """Closed is terminal: every later command on the customer answers 409."""
-        command = CloseAccount(
-            customer_id=_customer_id(customer_id), expected_version=expected_version(request)
-        )
-        return accepted(await dispatch(request, command))
+        return await _change(request, CloseAccount, customer_id)
 
     @put(
         "/{customer_id:str}/tier",
@@ -271,12 +252,7 @@ class CustomerController(Controller):
     ) -> Response[Accepted]:
         """Tiers only move up (Standard < Silver < Gold < Platinum): same or lower is 409, unknown 422."""
         data = await strictly(request, data)
-        command = UpgradeTier(
-            customer_id=_customer_id(customer_id),
-            new_tier=data.new_tier,
-            expected_version=expected_version(request),
-        )
-        return accepted(await dispatch(request, command))
+        return await _change(request, UpgradeTier, customer_id, new_tier=data.new_tier)
 
     @get(
         "/segments",
