@@ -1,27 +1,74 @@
-"""Errors the messaging core raises to its callers; the API maps each to one HTTP status."""
+"""Errors the messaging core and the domains raise to their callers. Each base carries the HTTP
+status and problem `kind` it answers with, so the edge maps any of them without a table."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
 
+_MSGSPEC_PATH = re.compile(r"^(.*?)(?: - at `\$\.?([^`]*)`)?$", re.DOTALL)
+_NAMED_FIELD = re.compile(r"(?:required|unknown) field `([^`]+)`")
 
-class NotFound(Exception):
+
+def split_msgspec_path(message: str) -> tuple[str, str]:
+    """msgspec's "Expected `int`, got `str` - at `$.items[0].price`" → ("Expected …", "items[0].price");
+    a missing or unknown field is named by the message itself: "… required field `sku`" → "sku"."""
+    text, path = _MSGSPEC_PATH.match(message).groups()  # type: ignore[union-attr]
+    if named := _NAMED_FIELD.search(text):
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    return text, path or ""
+
+
+class Refusal(Exception):
+    """A request the service refuses: `status` and `kind` become the problem's status and type."""
+
+    status: ClassVar[int] = 400
+    kind: ClassVar[str] = "bad-request"
+    retry_after: ClassVar[int | None] = None
+
+    @property
+    def problem_extensions(self) -> dict[str, object]:
+        return {}
+
+
+class MalformedBody(Refusal):
+    """The body is not JSON, or not a JSON object (400)."""
+
+    status = 400
+    kind = "malformed-body"
+
+
+class NotFound(Refusal):
     """The addressed aggregate or sub-entity does not exist (404)."""
+
+    status = 404
+    kind = "not-found"
+
+    def __init__(self, what: str, which: str | None = None) -> None:
+        self.what = what
+        self.which = which
+        super().__init__(f"{what} {which} does not exist" if which else f"no {what} matches")
 
 
 class ConcurrencyError(Exception):
     """Another command saved the aggregate first; the bus re-runs the command."""
 
 
-class Conflict(Exception):
+class Conflict(Refusal):
     """The command is valid but clashes with the current state (409)."""
 
+    status = 409
+    kind = "conflict"
 
-class VersionMismatch(Exception):
+
+class VersionMismatch(Refusal):
     """`If-Match` named a version the aggregate no longer has (412)."""
+
+    status = 412
+    kind = "version-mismatch"
 
     def __init__(self, expected: int, actual: int) -> None:
         super().__init__(f"expected version {expected}, current version is {actual}")
@@ -29,22 +76,33 @@ class VersionMismatch(Exception):
         self.actual = actual
 
 
-class IdempotencyKeyReused(Exception):
+class IdempotencyKeyReused(Refusal):
     """The `Idempotency-Key` was first used with a different request (422)."""
 
+    status = 422
+    kind = "idempotency-key-reused"
 
-class IdempotencyKeyInFlight(Exception):
+
+class IdempotencyKeyInFlight(Refusal):
     """A request with this `Idempotency-Key` is still running (409)."""
 
+    status = 409
+    kind = "idempotency-key-in-flight"
 
-class Overloaded(Exception):
+
+class Overloaded(Refusal):
     """Too many commands are queued; the caller should retry later (503 + Retry-After)."""
 
+    status = 503
+    kind = "overloaded"
     retry_after = 1
 
 
-class Invalid(Exception):
+class Invalid(Refusal):
     """Values break rules that need no state to check (422); `errors` names each offending field."""
+
+    status = 422
+    kind = "validation"
 
     def __init__(self, field: str, message: str, *more: Invalid) -> None:
         self.field = field
@@ -53,6 +111,11 @@ class Invalid(Exception):
         for other in more:
             self.errors += other.errors
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in self.errors))
+
+    @classmethod
+    def from_msgspec(cls, exc: Exception, default_field: str = "body") -> Invalid:
+        message, field = split_msgspec_path(str(exc))
+        return cls(field or default_field, message)
 
     @property
     def problem_extensions(self) -> dict[str, object]:

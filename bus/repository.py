@@ -1,57 +1,118 @@
-"""The base of every repository: load with an optional expected version, save with the version
+"""The base of every repository: an aggregate row of `id`, its state as JSON, `version`, and the
+columns kept for lookups and uniqueness; load with an optional expected version, save with the version
 check in the same statement (`UPDATE … WHERE id = $1 AND version = $2`)."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Generic, TypeVar
 
 import asyncpg
 
 from bus.aggregate import Aggregate
-from bus.errors import ConcurrencyError, NotFound, VersionMismatch
-from bus.uow import UnitOfWork
+from bus.errors import ConcurrencyError, NotFound, Refusal, VersionMismatch
+from bus.uow import Outcome, UnitOfWork
 
 A = TypeVar("A", bound=Aggregate)
 
 
 class Repository(Generic[A]):
-    """Subclasses give the SQL and the row mapping; this class gives the optimistic lock."""
+    """Subclasses name the table, the lookup columns and how state maps to JSON; this class writes
+    the SQL once and gives the optimistic lock. Lookup columns are written on insert and on every
+    update, so a changeable unique value (a SKU, a slug) never goes stale."""
 
-    select_sql: str  # $1 = id; returns the columns `load` reads
-    insert_sql: str  # parameters from `insert_args`
-    update_sql: str  # $1 = id, $2 = expected version, then `update_args`; must check the version
+    table: ClassVar[str]  # columns: id, state (jsonb), version, then `lookups`
+    what: ClassVar[str]  # the aggregate as a client names it: "customer", "product"
+    lookups: ClassVar[tuple[str, ...]] = ()
+    unique: ClassVar[Mapping[str, Callable[[], Refusal]]] = {}  # constraint name → the refusal to raise
+
+    _select: ClassVar[str]
+    _insert: ClassVar[str]
+    _update: ClassVar[str]
+    _still: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not hasattr(cls, "table"):
+            return
+        columns = ("id", "state", "version", *cls.lookups)
+        cls._select = f"SELECT state::text AS state, version FROM {cls.table} WHERE id = $1"
+        cls._insert = (
+            f"INSERT INTO {cls.table} ({', '.join(columns)})"
+            f" VALUES ({', '.join(f'${n}' for n in range(1, len(columns) + 1))})"
+        )
+        sets = ", ".join(f"{column} = ${n}" for n, column in enumerate(columns[1:], start=3))
+        cls._update = f"UPDATE {cls.table} SET {sets} WHERE id = $1 AND version = $2"
+        cls._still = f"SELECT 1 FROM {cls.table} WHERE id = $1 AND version = $2 FOR SHARE"
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    def load(self, row: asyncpg.Record) -> A:
+    def load(self, state: str, version: int) -> A:
         raise NotImplementedError
 
-    def insert_args(self, aggregate: A) -> tuple[object, ...]:
+    def dump(self, aggregate: A) -> str:
+        """The aggregate's state as JSON text."""
         raise NotImplementedError
 
-    def update_args(self, aggregate: A) -> tuple[object, ...]:
-        raise NotImplementedError
+    def lookup_values(self, aggregate: A) -> tuple[object, ...]:
+        return ()
+
+    async def find(self, aggregate_id: str) -> A | None:
+        """The aggregate, tracked by the unit of work; None if it does not exist."""
+        row = await self.uow.conn.fetchrow(self._select, aggregate_id)
+        if row is None:
+            return None
+        aggregate = self.load(row["state"], row["version"])
+        self.uow.track(self, aggregate)
+        return aggregate
 
     async def get(self, aggregate_id: str, expected_version: int | None = None) -> A:
-        row = await self.uow.conn.fetchrow(self.select_sql, aggregate_id)
-        if row is None:
-            raise NotFound(aggregate_id)
-        aggregate = self.load(row)
+        aggregate = await self.find(aggregate_id)
+        if aggregate is None:
+            raise NotFound(self.what, aggregate_id)
         if expected_version is not None and expected_version != aggregate.version:
             raise VersionMismatch(expected_version, aggregate.version)
-        self.uow.track(self, aggregate)
         return aggregate
 
     def add(self, aggregate: A) -> None:
         self.uow.track(self, aggregate)
 
     async def save(self, conn: asyncpg.Connection, aggregate: A) -> None:
+        try:
+            await self._write(conn, aggregate)
+            await self.save_more(conn, aggregate)
+        except asyncpg.UniqueViolationError as exc:
+            refusal = self.unique.get(exc.constraint_name or "")
+            if refusal is None:
+                raise
+            raise refusal() from None
+
+    async def save_more(self, conn: asyncpg.Connection, aggregate: A) -> None:
+        """Rows beside the aggregate's own, written in the same transaction (e.g. unique child keys)."""
+
+    async def ensure_unchanged(self, conn: asyncpg.Connection, aggregate: A) -> None:
+        """For an aggregate a command only read to decide: it must still be at the version read, and
+        stays so until commit (a share lock makes a concurrent change wait, or fail its own check)."""
+        if await conn.fetchval(self._still, aggregate.id, aggregate.loaded_version) is None:
+            raise ConcurrencyError(aggregate.id)
+
+    async def _write(self, conn: asyncpg.Connection, aggregate: A) -> None:
+        lookups = self.lookup_values(aggregate)
         if aggregate.loaded_version == 0:
-            await conn.execute(self.insert_sql, *self.insert_args(aggregate))
+            await conn.execute(self._insert, aggregate.id, self.dump(aggregate), aggregate.version, *lookups)
             return
         status = await conn.execute(
-            self.update_sql, aggregate.id, aggregate.loaded_version, *self.update_args(aggregate)
+            self._update, aggregate.id, aggregate.loaded_version, self.dump(aggregate), aggregate.version, *lookups
         )
         if status == "UPDATE 0":
             raise ConcurrencyError(aggregate.id)
+
+
+async def change(
+    repository: Repository[A], aggregate_id: str, expected_version: int | None, action: Callable[[A], object]
+) -> Outcome:
+    """The shape of every command on one existing aggregate: load, act, commit."""
+    async with repository.uow:
+        action(await repository.get(aggregate_id, expected_version))
+        return await repository.uow.commit()

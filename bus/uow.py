@@ -79,6 +79,11 @@ class UnitOfWork:
         for repository, aggregate in changed:
             await repository.save(self.conn, aggregate)
             await self.outbox.append(self.conn, aggregate, headers)
+        # What the command only read to decide (a product's category, a child's parent) must still
+        # hold at commit: checked after the writes, so a clash re-runs the command on fresh state.
+        for repository, aggregate in self._tracked:
+            if not aggregate.pending_events and aggregate.loaded_version and changed:
+                await repository.ensure_unchanged(self.conn, aggregate)
         subject = (changed or self._tracked)[0][1]
         outcome = Outcome(aggregate_id=subject.id, version=subject.version, created_id=created_id)
         if self.meta.idempotency_key is not None:

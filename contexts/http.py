@@ -1,28 +1,89 @@
-"""HTTP edges of commands, shared by every context's routes: `If-Match` → expected version,
-`Idempotency-Key`, ETag and the create/accept responses. (Contexts never import `shopstream`.)"""
+"""HTTP edges of commands, shared by every context's routes: strict bodies, `If-Match` → expected
+version, `Idempotency-Key`, ETag, path ids and the create/accept responses. (Contexts never import
+`shopstream`: the composition root provides `bus` and `pools` as Litestar dependencies.)"""
 
 from __future__ import annotations
 
 import hashlib
-import re
-from typing import Annotated, Any, TypeVar
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
+from litestar.di import NamedDependency, Provide
+from litestar.dto import MsgspecDTO
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import HeaderParameter
+from litestar.plugins import SerializationPlugin
+from litestar.typing import FieldDefinition
 
-from bus.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, Invalid
+from bus.bus import Bus
+from bus.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, Invalid, MalformedBody, NotFound
 from bus.messages import Command
 from bus.uow import Meta, Outcome
 from observability.logging import correlation_id
 from observability.tracing import current_traceparent
 
-_AT_PATH = re.compile(r"^(.*?)(?: - at `\$\.?([^`]*)`)?$")
-_strict_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-S = TypeVar("S", bound=msgspec.Struct)
-
 _RECALL = "SELECT fingerprint, outcome::text FROM bus.idempotency_keys WHERE key = $1"
 _outcome_decoder = msgspec.json.Decoder(Outcome)
+
+
+class Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The base of every request body: decoded strictly (an ill-typed field is a 422, never coerced),
+    unknown fields refused. `StrictBodies` makes Litestar do it for every route that takes one."""
+
+
+class _StrictBodyDTO(MsgspecDTO[Body]):
+    """Decodes the raw body with one reusable strict decoder per body type; documents the type as is."""
+
+    _decoder: msgspec.json.Decoder[Any]
+
+    @classmethod
+    def create_for_field_definition(
+        cls, field_definition: FieldDefinition, handler_id: str, backend_cls: Any = None
+    ) -> None:
+        return None  # no transfer model: the body type is decoded directly
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
+    ) -> Any:
+        return schema_creator.for_field_definition(
+            FieldDefinition.from_annotation(
+                cls.model_type, kwarg_definition=field_definition.kwarg_definition
+            )
+        )
+
+    def decode_bytes(self, value: bytes) -> Any:
+        try:
+            return self._decoder.decode(value)
+        except msgspec.ValidationError as exc:
+            invalid = Invalid.from_msgspec(exc, default_field="")
+            if not invalid.field:
+                raise MalformedBody("The request body must be a JSON object.") from None
+            raise invalid from None
+        except msgspec.DecodeError:
+            raise MalformedBody("The request body is not valid JSON.") from None
+
+
+class StrictBodies(SerializationPlugin):
+    """Every route whose `data` is a `Body` gets it decoded strictly; no route can forget to."""
+
+    def __init__(self) -> None:
+        self._dtos: dict[type[Any], type[_StrictBodyDTO]] = {}
+
+    def supports_type(self, field_definition: FieldDefinition) -> bool:
+        return field_definition.is_subclass_of(Body)
+
+    def create_dto_for_type(self, field_definition: FieldDefinition) -> type[_StrictBodyDTO]:
+        body_type = field_definition.annotation
+        if body_type not in self._dtos:
+            dto = _StrictBodyDTO[body_type]  # type: ignore[valid-type]
+            dto._decoder = msgspec.json.Decoder(body_type)
+            self._dtos[body_type] = dto
+        return self._dtos[body_type]
 
 
 class Accepted(msgspec.Struct, frozen=True):
@@ -70,59 +131,114 @@ PROBLEMS = {
 }
 
 
-async def strictly(request: Request[Any, Any, Any], data: S) -> S:
-    """Litestar converts bodies leniently (`1` → true, `"5"` → 5); an ill-typed field must be a 422,
-    so the body is decoded once more, strictly, into the same type (one typed decoder per type)."""
-    decoder = _strict_decoders.get(type(data))
-    if decoder is None:
-        decoder = _strict_decoders[type(data)] = msgspec.json.Decoder(type(data))
-    try:
-        return decoder.decode(await request.body())  # type: ignore[no-any-return]
-    except msgspec.ValidationError as exc:
-        message, field = _AT_PATH.match(str(exc)).groups()  # type: ignore[union-attr]
-        raise Invalid(field or "body", message) from None
+def path_id(what: str) -> Callable[[str], str]:
+    """Ids are UUIDs: anything else in the path names nothing that exists (404)."""
+
+    def parse(raw: str) -> str:
+        try:
+            return str(uuid.UUID(raw))
+        except ValueError:
+            raise NotFound(what, raw) from None
+
+    return parse
 
 
-def expected_version(request: Request[Any, Any, Any]) -> int | None:
+def fields(body: msgspec.Struct) -> dict[str, Any]:
+    """A body's fields by name, to pass on to the command of the same shape."""
+    return {f: getattr(body, f) for f in body.__struct_fields__}
+
+
+def expected_version(
+    if_match: Annotated[
+        str | None,
+        HeaderParameter(
+            name="If-Match",
+            required=False,
+            description='Run only if the aggregate is still at this version (its ETag, e.g. "7"); else 412.',
+        ),
+    ] = None,
+) -> int | None:
     """`If-Match: "7"` (or W/"7", or 7) → 7. A value that names no version can never match: -1."""
-    raw = request.headers.get("if-match")
-    if raw is None or raw.strip() == "*":
+    if if_match is None or if_match.strip() == "*":
         return None
-    value = raw.strip().removeprefix("W/").strip('"')
+    value = if_match.strip().removeprefix("W/").strip('"')
     return int(value) if value.isdigit() else -1
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
+class Commands:
+    """What a write route hands its command to: the bus, honouring `Idempotency-Key`."""
 
+    __slots__ = ("bus", "key", "request")
 
-async def dispatch(request: Request[Any, Any, Any], command: Command) -> Outcome:
-    """Run the command on the bus, honouring `Idempotency-Key` (same key and body → first outcome)."""
-    bus = request.app.state.messaging.bus
-    key = request.headers.get("idempotency-key")
-    if not key:
-        return await bus.execute(command)  # type: ignore[no-any-return]
-    if len(key) > 255:
-        raise IdempotencyKeyReused("Idempotency-Key is longer than 255 characters")
-    body = await request.body()
-    fingerprint = hashlib.sha256(
-        b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), body)
-    ).hexdigest()
-    pool = bus.route_of(type(command)).pool
-    if (known := await _recall(pool, key, fingerprint)) is not None:
-        return known
-    meta = Meta(
-        correlation_id=correlation_id.get(),
-        traceparent=current_traceparent(),
-        idempotency_key=key,
-        fingerprint=fingerprint,
-    )
-    try:
-        return await bus.execute(command, meta)  # type: ignore[no-any-return]
-    except IdempotencyKeyInFlight:
+    def __init__(self, bus: Bus, request: Request[Any, Any, Any], key: str | None) -> None:
+        self.bus = bus
+        self.request = request
+        self.key = key
+
+    async def run(self, command: Command) -> Outcome:
+        """Same key and body as an earlier request → that request's outcome, without running again."""
+        if not self.key:
+            return await self.bus.execute(command)  # type: ignore[no-any-return]
+        key = self.key
+        if len(key) > 255:
+            raise IdempotencyKeyReused("Idempotency-Key is longer than 255 characters")
+        request = self.request
+        body = await request.body()
+        fingerprint = hashlib.sha256(
+            b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), body)
+        ).hexdigest()
+        pool = self.bus.route_of(type(command)).pool
         if (known := await _recall(pool, key, fingerprint)) is not None:
             return known
-        raise
+        meta = Meta(
+            correlation_id=correlation_id.get(),
+            traceparent=current_traceparent(),
+            idempotency_key=key,
+            fingerprint=fingerprint,
+        )
+        try:
+            return await self.bus.execute(command, meta)  # type: ignore[no-any-return]
+        except IdempotencyKeyInFlight:
+            if (known := await _recall(pool, key, fingerprint)) is not None:
+                return known
+            raise
+
+
+def provide_commands(
+    request: Request[Any, Any, Any],
+    bus: NamedDependency[Bus],
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Idempotency-Key",
+            required=False,
+            description="A retry with the same key and body answers as the first request did (kept 48 h).",
+        ),
+    ] = None,
+) -> Commands:
+    return Commands(bus, request, idempotency_key)
+
+
+def context_pool(context: str) -> Callable[[Mapping[str, asyncpg.Pool]], asyncpg.Pool]:
+    def pool(pools: NamedDependency[Mapping[str, asyncpg.Pool]]) -> asyncpg.Pool:
+        return pools[context]
+
+    return pool
+
+
+# What routes declare to receive the dependencies of `command_dependencies`.
+ReadPool = NamedDependency[asyncpg.Pool]
+CommandRunner = NamedDependency[Commands]
+ExpectedVersion = NamedDependency[int | None]
+
+
+def command_dependencies(context: str) -> dict[str, Provide]:
+    """A context controller's dependencies: its read pool, the command runner and `If-Match`."""
+    return {
+        "pool": Provide(context_pool(context), sync_to_thread=False),
+        "commands": Provide(provide_commands, sync_to_thread=False),
+        "expected_version": Provide(expected_version, sync_to_thread=False),
+    }
 
 
 async def _recall(pool: Any, key: str, fingerprint: str) -> Outcome | None:
@@ -134,9 +250,20 @@ async def _recall(pool: Any, key: str, fingerprint: str) -> Outcome | None:
     return _outcome_decoder.decode(row["outcome"])
 
 
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
 def accepted(outcome: Outcome) -> Response[Accepted]:
     return Response(Accepted(status="ok", version=outcome.version), headers={"ETag": etag(outcome.version)})
 
 
 def created(body: Any, location: str, version: int) -> Response[Any]:
     return Response(body, status_code=201, headers={"Location": location, "ETag": etag(version)})
+
+
+def found(view: Any, what: str, which: str | None = None) -> Response[Any]:
+    """A read model's view with its version as ETag; no view → 404."""
+    if view is None:
+        raise NotFound(what, which)
+    return Response(view, headers={"ETag": etag(view.version)})

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusController
 
+from bus.bus import Bus
 from bus.module import ContextModule
+from contexts.http import StrictBodies
 from shopstream import __version__
 from shopstream.bootstrap import PRODUCT_MODULES, Messaging
 from shopstream.edge import MAX_BODY_BYTES, Edge
@@ -20,6 +25,14 @@ from shopstream.embedded import with_embedded_defaults
 from shopstream.health import health, ready
 from shopstream.problems import EXCEPTION_HANDLERS
 from shopstream.settings import Settings
+
+
+def _bus(state: State) -> Bus:
+    return state.messaging.bus  # type: ignore[no-any-return]
+
+
+def _pools(state: State) -> Mapping[str, asyncpg.Pool]:
+    return state.messaging.resources.pools  # type: ignore[no-any-return]
 
 
 class Metrics(PrometheusController):
@@ -66,6 +79,11 @@ def create_app(
             *route_handlers,
         ],
         lifespan=[lifespan],
+        dependencies={
+            "bus": Provide(_bus, sync_to_thread=False, use_cache=True),
+            "pools": Provide(_pools, sync_to_thread=False, use_cache=True),
+        },
+        plugins=[StrictBodies()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(

@@ -8,7 +8,6 @@ msgspec's messages, a 500 is logged with its correlation id), so the mapping is 
 from __future__ import annotations
 
 import logging
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -21,8 +20,6 @@ from observability.logging import correlation_id
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("shopstream.errors")
 
-_FIELD_IN_MESSAGE = re.compile(r"(?:required|unknown) field `([^`]+)`")
-_PATH_IN_MESSAGE = re.compile(r"^(.*?) - at `\$\.?([^`]*)`$")
 _NOT_AN_OBJECT = ("Expected `object`", "Expected an object")
 
 
@@ -72,19 +69,16 @@ def problem_response(
 
 def field_errors(extra: Any) -> list[dict[str, str]]:
     """Turn Litestar's validation messages into `{"field", "message"}` entries."""
-    errors = []
+    entries = []
     for item in extra if isinstance(extra, list) else []:
         message = str(item.get("message", "invalid"))
         field = str(item.get("key", ""))
-        if match := _PATH_IN_MESSAGE.match(message):
-            message, path = match.groups()
-            field = path or field
-        if match := _FIELD_IN_MESSAGE.search(message):
-            field = match.group(1)
+        message, path = errors.split_msgspec_path(message)
+        field = path or field
         if field == "data":
             field = ""
-        errors.append({"field": field, "message": message, "source": str(item.get("source", "body"))})
-    return errors
+        entries.append({"field": field, "message": message, "source": str(item.get("source", "body"))})
+    return entries
 
 
 def _is_unreadable_body(errors: list[dict[str, str]]) -> bool:
@@ -137,36 +131,16 @@ def on_recursion(request: Request[Any, Any, Any], exc: RecursionError) -> Respon
     return on_unexpected(request, exc)
 
 
-_BUS_ERRORS: dict[type[Exception], tuple[int, str]] = {
-    errors.Invalid: (422, "validation"),
-    errors.NotFound: (404, "not-found"),
-    errors.Conflict: (409, "conflict"),
-    errors.VersionMismatch: (412, "version-mismatch"),
-    errors.IdempotencyKeyReused: (422, "idempotency-key-reused"),
-    errors.IdempotencyKeyInFlight: (409, "idempotency-key-in-flight"),
-    errors.Overloaded: (503, "overloaded"),
-}
-
-
-def on_bus_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Domain and bus errors: the nearest mapped base class decides the status."""
-    for cls in type(exc).__mro__:
-        if cls in _BUS_ERRORS:
-            status, kind = _BUS_ERRORS[cls]
-            break
-    else:  # pragma: no cover - only mapped classes are registered
-        return on_unexpected(request, exc)
-    headers = {"Retry-After": str(errors.Overloaded.retry_after)} if status == 503 else None
-    extensions = getattr(exc, "problem_extensions", None) or {}
-    detail = str(exc) or HTTPStatus(status).description
-    if status == 404:
-        detail = f"{detail} does not exist" if str(exc) else detail
-    return problem_response(status, detail, kind=getattr(exc, "kind", kind), headers=headers, **extensions)
+def on_refusal(request: Request[Any, Any, Any], exc: errors.Refusal) -> Response[Any]:
+    """Domain and bus refusals carry their own status and problem kind."""
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    detail = str(exc) or HTTPStatus(exc.status).description
+    return problem_response(exc.status, detail, kind=exc.kind, headers=headers, **exc.problem_extensions)
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     HTTPException: on_http_exception,
     Exception: on_unexpected,
     RecursionError: on_recursion,
-    **dict.fromkeys(_BUS_ERRORS, on_bus_error),
+    errors.Refusal: on_refusal,
 }

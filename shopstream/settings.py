@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from bus.config import BusConfig
+from bus.errors import split_msgspec_path
 
 PostgresUrl = Annotated[str, msgspec.Meta(pattern=r"^postgres(ql)?://\S+$")]
 RedisUrl = Annotated[str, msgspec.Meta(pattern=r"^(rediss?|unix)://\S+$")]
@@ -100,8 +101,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _describe(exc: msgspec.ValidationError, raw: Mapping[str, str]) -> str:
-    message, _, path = str(exc).rpartition(" - at `$.")
-    name = path.rstrip("`") or "?"
+    message, path = split_msgspec_path(str(exc))
+    name = path or "?"
     shown = raw.get(name, "")
     if "url" in name.lower():
         shown = "<hidden>"  # URLs may carry passwords

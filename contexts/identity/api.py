@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
-import asyncpg
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
+from litestar import Controller, Response, delete, get, post, put
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
-from bus.errors import Invalid, NotFound
-from contexts.http import PROBLEMS, Accepted, accepted, created, dispatch, etag, expected_version, strictly
+from bus.errors import Invalid
+from contexts.http import (
+    PROBLEMS,
+    Accepted,
+    Body,
+    CommandRunner,
+    ExpectedVersion,
+    ReadPool,
+    accepted,
+    command_dependencies,
+    created,
+    fields,
+    found,
+    path_id,
+)
 from contexts.identity import queries
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
 from contexts.identity.addresses import AddAddress, RemoveAddress, SetDefaultAddress, UpdateAddress
@@ -25,7 +37,7 @@ from contexts.identity.tier import UpgradeTier
 Text = Annotated[str, Meta(max_length=10_000)]  # the domain checks the real limits and names the field
 
 
-class Registration(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class Registration(Body):
     external_id: Annotated[str, Meta(examples=["crm-10042"])]
     email: Annotated[str, Meta(examples=["ada@example.com"])]
     first_name: Annotated[str, Meta(examples=["Ada"])]
@@ -34,14 +46,14 @@ class Registration(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     date_of_birth: Annotated[date, Meta(examples=["1990-12-10"])] | None = None
 
 
-class ProfileChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class ProfileChange(Body):
     first_name: Text | UnsetType = UNSET
     last_name: Text | UnsetType = UNSET
     phone: Text | UnsetType | None = UNSET
     date_of_birth: date | UnsetType | None = UNSET
 
 
-class NewAddress(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class NewAddress(Body):
     street: Annotated[str, Meta(examples=["12 St James's Square"])]
     city: Annotated[str, Meta(examples=["London"])]
     postal_code: Annotated[str, Meta(examples=["SW1Y 4LB"])]
@@ -53,7 +65,7 @@ class NewAddress(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     geo_lng: Annotated[float, Meta(examples=[-0.1345])] | None = None
 
 
-class AddressChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class AddressChange(Body):
     label: Text | UnsetType = UNSET
     street: Text | UnsetType = UNSET
     city: Text | UnsetType = UNSET
@@ -65,11 +77,11 @@ class AddressChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     geo_lng: float | UnsetType | None = UNSET
 
 
-class Suspension(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class Suspension(Body):
     reason: Annotated[str, Meta(examples=["chargeback under review"])]
 
 
-class TierChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class TierChange(Body):
     new_tier: Annotated[str, Meta(examples=["Gold"], description="Silver, Gold or Platinum; only upwards")]
 
 
@@ -83,47 +95,38 @@ class AddressCreated(msgspec.Struct, frozen=True):
     version: Annotated[int, Meta(examples=[2])]
 
 
-def _customer_id(raw: str) -> str:
-    """Ids are UUIDs: anything else names no customer."""
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise NotFound(f"customer {raw}") from None
-
-
-def _pool(request: Request[Any, Any, Any]) -> asyncpg.Pool:
-    return request.app.state.messaging.pool_of("identity")
-
-
-def _fields(body: msgspec.Struct) -> dict[str, Any]:
-    return {f: getattr(body, f) for f in body.__struct_fields__}
+_customer_id = path_id("customer")
 
 
 CustomerId = Annotated[str, PathParameter(description="The customer's id (UUID)")]
+AddressId = Annotated[str, PathParameter(description="The address's id")]
 
 
 async def _change(
-    request: Request[Any, Any, Any], command_type: type[CustomerCommand], customer_id: str, **fields: Any
+    commands: CommandRunner,
+    command_type: type[CustomerCommand],
+    customer_id: str,
+    expected_version: ExpectedVersion,
+    **changes: object,
 ) -> Response[Accepted]:
     """Every command on an existing customer: its id from the path, `If-Match` as the expected version."""
     command = command_type(
-        customer_id=_customer_id(customer_id), expected_version=expected_version(request), **fields
+        customer_id=_customer_id(customer_id), expected_version=expected_version, **changes
     )
-    return accepted(await dispatch(request, command))
+    return accepted(await commands.run(command))
 
 
 class CustomerController(Controller):
     path = "/customers"
     tags = ["identity"]
+    dependencies = command_dependencies("identity")
 
     @post("/", operation_id="registerCustomer", responses=PROBLEMS, summary="Register a customer")
     async def register(
-        self, request: Request[Any, Any, Any], data: JSONBody[Registration]
+        self, commands: CommandRunner, data: JSONBody[Registration]
     ) -> Response[CustomerCreated]:
         """Open an account; `external_id` and `email` (case-insensitively) must be unique (409)."""
-        data = await strictly(request, data)
-        command = RegisterCustomer(customer_id=str(uuid.uuid4()), **_fields(data))
-        outcome = await dispatch(request, command)
+        outcome = await commands.run(RegisterCustomer(customer_id=str(uuid.uuid4()), **fields(data)))
         body = CustomerCreated(customer_id=outcome.aggregate_id, version=outcome.version)
         return created(body, f"/customers/{outcome.aggregate_id}", outcome.version)
 
@@ -135,13 +138,13 @@ class CustomerController(Controller):
     )
     async def update_profile(
         self,
-        request: Request[Any, Any, Any],
+        commands: CommandRunner,
         customer_id: CustomerId,
+        expected_version: ExpectedVersion,
         data: JSONBody[ProfileChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
-        data = await strictly(request, data)
-        return await _change(request, UpdateProfile, customer_id, **_fields(data))
+        return await _change(commands, UpdateProfile, customer_id, expected_version, **fields(data))
 
     @post(
         "/{customer_id:str}/addresses",
@@ -150,18 +153,18 @@ class CustomerController(Controller):
         summary="Add an address",
     )
     async def add_address(
-        self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[NewAddress]
+        self,
+        commands: CommandRunner,
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[NewAddress],
     ) -> Response[AddressCreated]:
         """At most 10 addresses; the first, or one sent with `is_default`, becomes the default."""
-        data = await strictly(request, data)
         cid = _customer_id(customer_id)
         command = AddAddress(
-            customer_id=cid,
-            address_id=str(uuid.uuid4()),
-            expected_version=expected_version(request),
-            **_fields(data),
+            customer_id=cid, address_id=str(uuid.uuid4()), expected_version=expected_version, **fields(data)
         )
-        outcome = await dispatch(request, command)
+        outcome = await commands.run(command)
         body = AddressCreated(address_id=outcome.created_id or "", version=outcome.version)
         return created(body, f"/customers/{cid}/addresses/{outcome.created_id}", outcome.version)
 
@@ -173,14 +176,16 @@ class CustomerController(Controller):
     )
     async def update_address(
         self,
-        request: Request[Any, Any, Any],
+        commands: CommandRunner,
         customer_id: CustomerId,
-        address_id: FromPath[str],
+        address_id: AddressId,
+        expected_version: ExpectedVersion,
         data: JSONBody[AddressChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `is_default: true` moves the default here."""
-        data = await strictly(request, data)
-        return await _change(request, UpdateAddress, customer_id, address_id=address_id, **_fields(data))
+        return await _change(
+            commands, UpdateAddress, customer_id, expected_version, address_id=address_id, **fields(data)
+        )
 
     @delete(
         "/{customer_id:str}/addresses/{address_id:str}",
@@ -190,10 +195,14 @@ class CustomerController(Controller):
         status_code=200,
     )
     async def remove_address(
-        self, request: Request[Any, Any, Any], customer_id: CustomerId, address_id: FromPath[str]
+        self,
+        commands: CommandRunner,
+        customer_id: CustomerId,
+        address_id: AddressId,
+        expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """The last address cannot be removed (409); removing the default promotes the first remaining one."""
-        return await _change(request, RemoveAddress, customer_id, address_id=address_id)
+        return await _change(commands, RemoveAddress, customer_id, expected_version, address_id=address_id)
 
     @put(
         "/{customer_id:str}/addresses/{address_id:str}/default",
@@ -202,9 +211,15 @@ class CustomerController(Controller):
         summary="Make an address the default",
     )
     async def set_default_address(
-        self, request: Request[Any, Any, Any], customer_id: CustomerId, address_id: FromPath[str]
+        self,
+        commands: CommandRunner,
+        customer_id: CustomerId,
+        address_id: AddressId,
+        expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
-        return await _change(request, SetDefaultAddress, customer_id, address_id=address_id)
+        return await _change(
+            commands, SetDefaultAddress, customer_id, expected_version, address_id=address_id
+        )
 
     @put(
         "/{customer_id:str}/suspend",
@@ -213,11 +228,14 @@ class CustomerController(Controller):
         summary="Suspend the account",
     )
     async def suspend(
-        self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[Suspension]
+        self,
+        commands: CommandRunner,
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[Suspension],
     ) -> Response[Accepted]:
         """Only an Active account can be suspended (409 otherwise)."""
-        data = await strictly(request, data)
-        return await _change(request, SuspendAccount, customer_id, reason=data.reason)
+        return await _change(commands, SuspendAccount, customer_id, expected_version, reason=data.reason)
 
     @put(
         "/{customer_id:str}/reactivate",
@@ -226,10 +244,10 @@ class CustomerController(Controller):
         summary="Reactivate the account",
     )
     async def reactivate(
-        self, request: Request[Any, Any, Any], customer_id: CustomerId
+        self, commands: CommandRunner, customer_id: CustomerId, expected_version: ExpectedVersion
     ) -> Response[Accepted]:
         """Only a Suspended account can be reactivated (409 otherwise)."""
-        return await _change(request, ReactivateAccount, customer_id)
+        return await _change(commands, ReactivateAccount, customer_id, expected_version)
 
     @put(
         "/{customer_id:str}/close",
@@ -237,9 +255,11 @@ class CustomerController(Controller):
         responses=PROBLEMS,
         summary="Close the account",
     )
-    async def close(self, request: Request[Any, Any, Any], customer_id: CustomerId) -> Response[Accepted]:
+    async def close(
+        self, commands: CommandRunner, customer_id: CustomerId, expected_version: ExpectedVersion
+    ) -> Response[Accepted]:
         """Closed is terminal: every later command on the customer answers 409."""
-        return await _change(request, CloseAccount, customer_id)
+        return await _change(commands, CloseAccount, customer_id, expected_version)
 
     @put(
         "/{customer_id:str}/tier",
@@ -248,11 +268,14 @@ class CustomerController(Controller):
         summary="Upgrade the loyalty tier",
     )
     async def upgrade_tier(
-        self, request: Request[Any, Any, Any], customer_id: CustomerId, data: JSONBody[TierChange]
+        self,
+        commands: CommandRunner,
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[TierChange],
     ) -> Response[Accepted]:
         """Tiers only move up (Standard < Silver < Gold < Platinum): same or lower is 409, unknown 422."""
-        data = await strictly(request, data)
-        return await _change(request, UpgradeTier, customer_id, new_tier=data.new_tier)
+        return await _change(commands, UpgradeTier, customer_id, expected_version, new_tier=data.new_tier)
 
     @get(
         "/segments",
@@ -260,8 +283,8 @@ class CustomerController(Controller):
         responses=PROBLEMS,
         summary="Customer counts by tier and status",
     )
-    async def segments(self, request: Request[Any, Any, Any]) -> queries.SegmentCounts:
-        return await queries.get_segments(_pool(request))
+    async def segments(self, pool: ReadPool) -> queries.SegmentCounts:
+        return await queries.get_segments(pool)
 
     @get(
         "/",
@@ -271,26 +294,20 @@ class CustomerController(Controller):
     )
     async def find(
         self,
-        request: Request[Any, Any, Any],
+        pool: ReadPool,
         email: Annotated[str | None, QueryParameter(description="case-insensitive")] = None,
         external_id: Annotated[str | None, QueryParameter()] = None,
     ) -> Response[queries.CustomerCard]:
         """Exactly one of `email` and `external_id`; 404 when nobody matches."""
         if (email is None) == (external_id is None):
             raise Invalid("email", "give exactly one of `email` and `external_id`")
-        card = await queries.get_customer_card_by(_pool(request), email=email, external_id=external_id)
-        if card is None:
-            raise NotFound("customer")
-        return Response(card, headers={"ETag": etag(card.version)})
+        card = await queries.get_customer_card_by(pool, email=email, external_id=external_id)
+        return found(card, "customer")
 
     @get("/{customer_id:str}", operation_id="getCustomer", responses=PROBLEMS, summary="The customer card")
-    async def card(
-        self, request: Request[Any, Any, Any], customer_id: CustomerId
-    ) -> Response[queries.CustomerCard]:
-        card = await queries.get_customer_card(_pool(request), _customer_id(customer_id))
-        if card is None:
-            raise NotFound(f"customer {customer_id}")
-        return Response(card, headers={"ETag": etag(card.version)})
+    async def card(self, pool: ReadPool, customer_id: CustomerId) -> Response[queries.CustomerCard]:
+        card = await queries.get_customer_card(pool, _customer_id(customer_id))
+        return found(card, "customer", customer_id)
 
     @get(
         "/{customer_id:str}/addresses",
@@ -298,11 +315,7 @@ class CustomerController(Controller):
         responses=PROBLEMS,
         summary="The address book",
     )
-    async def addresses(
-        self, request: Request[Any, Any, Any], customer_id: CustomerId
-    ) -> Response[queries.AddressList]:
+    async def addresses(self, pool: ReadPool, customer_id: CustomerId) -> Response[queries.AddressList]:
         """Default address first, then in the order they were added."""
-        book = await queries.list_addresses(_pool(request), _customer_id(customer_id))
-        if book is None:
-            raise NotFound(f"customer {customer_id}")
-        return Response(book, headers={"ETag": etag(book.version)})
+        book = await queries.list_addresses(pool, _customer_id(customer_id))
+        return found(book, "customer", customer_id)

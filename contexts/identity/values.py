@@ -11,11 +11,13 @@ import ipaddress
 import math
 from datetime import date
 from enum import StrEnum
-from typing import TypeVar
 
 from bus.errors import Invalid
-
-E = TypeVar("E", bound=StrEnum)
+from contexts.checks import choice as choice  # re-exported: identity code checks fields from here
+from contexts.checks import optional_text as optional_text
+from contexts.checks import text as text
+from contexts.checks import without_nul
+from contexts.contracts import Tier as Tier  # re-exported: identity code names tiers from here
 
 MAX_EMAIL = 254
 MAX_PHONE = 20
@@ -30,50 +32,10 @@ class Status(StrEnum):
     CLOSED = "Closed"
 
 
-class Tier(StrEnum):
-    """Loyalty tiers in ascending order; compare them by `rank`, never by their (alphabetical) value."""
-
-    STANDARD = "Standard"
-    SILVER = "Silver"
-    GOLD = "Gold"
-    PLATINUM = "Platinum"
-
-    @property
-    def rank(self) -> int:
-        return list(Tier).index(self)
-
-
 class AddressLabel(StrEnum):
     HOME = "Home"
     WORK = "Work"
     OTHER = "Other"
-
-
-def choice(kind: type[E], field: str, value: str | None) -> E:
-    """The member of `kind` whose value is `value`; anything else is invalid."""
-    allowed = [member.value for member in kind]
-    if isinstance(value, str) and value in allowed:
-        return kind(value)
-    raise Invalid(field, "must be one of " + ", ".join(allowed))
-
-
-def text(field: str, value: str | None, max_len: int) -> str:
-    """A required text of 1..max_len characters once surrounding whitespace is stripped."""
-    if value is None:
-        raise Invalid(field, "is required")
-    stripped = value.strip()
-    if not stripped:
-        raise Invalid(field, "must not be blank")
-    if len(stripped) > max_len:
-        raise Invalid(field, f"must be at most {max_len} characters")
-    return _without_nul(field, stripped)
-
-
-def optional_text(field: str, value: str | None, max_len: int) -> str | None:
-    """An optional text of at most max_len characters; blank counts as absent."""
-    if value is None or not value.strip():
-        return None
-    return text(field, value, max_len)
 
 
 def external_id(value: str | None) -> str:
@@ -81,7 +43,7 @@ def external_id(value: str | None) -> str:
         raise Invalid("external_id", "must not be blank")
     if len(value) > 255:
         raise Invalid("external_id", "must be at most 255 characters")
-    return _without_nul("external_id", value)
+    return without_nul("external_id", value)
 
 
 def email(value: str | None) -> str:
@@ -92,7 +54,7 @@ def email(value: str | None) -> str:
         raise Invalid("email", f"must be at most {MAX_EMAIL} characters")
     if any(ch.isspace() for ch in value):
         raise Invalid("email", "must not contain whitespace")
-    _without_nul("email", value)
+    without_nul("email", value)
     if value.count("@") != 1:
         raise Invalid("email", "must contain exactly one '@'")
     local, domain = value.split("@")
@@ -114,13 +76,6 @@ def email(value: str | None) -> str:
         raise Invalid("email", "domain must contain a dot")
     if any(label.startswith("-") or label.endswith("-") for label in domain.split(".")):
         raise Invalid("email", "domain labels must not start or end with '-'")
-    return value
-
-
-def _without_nul(field: str, value: str) -> str:
-    # PostgreSQL text and jsonb cannot hold U+0000: refuse it here rather than fail when saving.
-    if "\x00" in value:
-        raise Invalid(field, "must not contain NUL characters")
     return value
 
 

@@ -10,14 +10,21 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from litestar import Request, Response, post, put
+from litestar import Response, post, put
 from litestar.params import FromPath, JSONBody
 from litestar.testing import AsyncTestClient
 
 from bus.bus import Bus, Route
 from bus.config import BusConfig
 from bus.errors import Conflict, Overloaded
-from contexts.http import accepted, created, dispatch, expected_version
+from contexts.http import (
+    Body,
+    CommandRunner,
+    ExpectedVersion,
+    accepted,
+    command_dependencies,
+    created,
+)
 from shopstream.app import create_app
 from shopstream.bootstrap import Messaging
 from tests.messaging.counters import module as counters
@@ -36,7 +43,12 @@ class TestOneAggregateUnderConcurrency:
                 *(bus.execute(Increment(counter_id="shared", by=1)) for bus in [first.bus, second.bus] * 4)
             )
             pool = first.pool_of("counters")
-            assert await pool.fetchval("SELECT total FROM counters.counters WHERE id = 'shared'") == 8
+            assert (
+                await pool.fetchval(
+                    "SELECT (state->>'total')::bigint FROM counters.counters WHERE id = 'shared'"
+                )
+                == 8
+            )
             versions = await pool.fetch(
                 "SELECT aggregate_version FROM counters.outbox WHERE aggregate_id = 'shared' ORDER BY position"
             )
@@ -68,7 +80,9 @@ class TestOneAggregateUnderConcurrency:
             )
             failures = [r for r in results if isinstance(r, Exception)]
             assert all(isinstance(f, Conflict) for f in failures)
-            total = await first.pool_of("counters").fetchval("SELECT total FROM counters.counters")
+            total = await first.pool_of("counters").fetchval(
+                "SELECT (state->>'total')::bigint FROM counters.counters"
+            )
             assert total == len(results) - len(failures)
         finally:
             await first.close()
@@ -100,26 +114,29 @@ class TestOverload:
         assert await bus.execute(Increment(counter_id="c")) == "c"  # mailboxes retired when idle
 
 
-class NewCounter(msgspec.Struct):
+class NewCounter(Body):
     name: str
 
 
-class Step(msgspec.Struct):
+class Step(Body):
     by: int = 1
 
 
-@post("/test-only/counters")
-async def open_counter(request: Request[Any, Any, Any], data: JSONBody[NewCounter]) -> Response[Any]:
-    outcome = await dispatch(request, OpenCounter(counter_id=uuid.uuid4().hex, name=data.name))
+@post("/test-only/counters", dependencies=command_dependencies("counters"))
+async def open_counter(commands: CommandRunner, data: JSONBody[NewCounter]) -> Response[Any]:
+    outcome = await commands.run(OpenCounter(counter_id=uuid.uuid4().hex, name=data.name))
     return created({"counter_id": outcome.created_id, "version": outcome.version}, "/", outcome.version)
 
 
-@put("/test-only/counters/{counter_id:str}/increment")
+@put("/test-only/counters/{counter_id:str}/increment", dependencies=command_dependencies("counters"))
 async def increment(
-    request: Request[Any, Any, Any], counter_id: FromPath[str], data: JSONBody[Step]
+    commands: CommandRunner,
+    counter_id: FromPath[str],
+    expected_version: ExpectedVersion,
+    data: JSONBody[Step],
 ) -> Response[Any]:
-    command = Increment(counter_id=counter_id, by=data.by, expected_version=expected_version(request))
-    return accepted(await dispatch(request, command))
+    command = Increment(counter_id=counter_id, by=data.by, expected_version=expected_version)
+    return accepted(await commands.run(command))
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
+import json
 
 from bus.repository import Repository
 from bus.uow import Outcome, UnitOfWork
@@ -10,18 +10,15 @@ from tests.messaging.counters.model import Counter, Increment, OpenCounter
 
 
 class Counters(Repository[Counter]):
-    select_sql = "SELECT id, name, total, version FROM counters.counters WHERE id = $1"
-    insert_sql = "INSERT INTO counters.counters (id, name, total, version) VALUES ($1, $2, $3, $4)"
-    update_sql = "UPDATE counters.counters SET total = $3, version = $4 WHERE id = $1 AND version = $2"
+    table = "counters.counters"
+    what = "counter"
 
-    def load(self, row: asyncpg.Record) -> Counter:
-        return Counter(row["id"], row["name"], row["total"], row["version"])
+    def load(self, state: str, version: int) -> Counter:
+        fields = json.loads(state)
+        return Counter(fields["id"], fields["name"], fields["total"], version)
 
-    def insert_args(self, counter: Counter) -> tuple[object, ...]:
-        return counter.id, counter.name, counter.total, counter.version
-
-    def update_args(self, counter: Counter) -> tuple[object, ...]:
-        return counter.total, counter.version
+    def dump(self, counter: Counter) -> str:
+        return json.dumps({"id": counter.id, "name": counter.name, "total": counter.total})
 
 
 async def open_counter(command: OpenCounter, uow: UnitOfWork) -> Outcome:

@@ -3,8 +3,7 @@ SELECT bus.create_outbox('counters');
 
 CREATE TABLE counters.counters (
     id      text    PRIMARY KEY,
-    name    text    NOT NULL,
-    total   bigint  NOT NULL,
+    state   jsonb   NOT NULL,
     version bigint  NOT NULL
 );
 
