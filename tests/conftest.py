@@ -11,16 +11,18 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from redis import Redis
 
-from shopstream.bootstrap import migration_plan
+from bus.module import ContextModule
+from shopstream.bootstrap import PRODUCT_MODULES, migration_plan
 from shopstream.embedded import EmbeddedServers
 from shopstream.migrate import migrate_all
 from shopstream.settings import Settings
@@ -117,6 +119,29 @@ def settings(
     )
     asyncio.run(migrate_all(migration_plan(resolved)))
     return resolved
+
+
+@pytest.fixture(scope="session")
+def context_settings(
+    create_database, redis_url: str, redis_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Awaitable[Settings]]:
+    """A factory: settings of a fresh database migrated for the given contexts (default: every product
+    context) and a Redis key prefix of their own; `overrides` set any other setting."""
+
+    async def make(
+        label: str, modules: Sequence[ContextModule] = PRODUCT_MODULES, **overrides: Any
+    ) -> Settings:
+        made = Settings(
+            database_url=create_database(label),
+            redis_url=redis_url,
+            redis_prefix=f"{redis_prefix}-{label}-{uuid.uuid4().hex[:6]}",
+            data_dir=str(tmp_path_factory.mktemp(label)),
+            **overrides,
+        )
+        await migrate_all(migration_plan(made, modules))
+        return made
+
+    return make
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
 from shopstream.app import create_app
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.anyio
 
@@ -32,15 +33,6 @@ async def boom() -> None:
 async def client(settings):
     async with AsyncTestClient(app=create_app(settings, route_handlers=[accept_probe, boom])) as c:
         yield c
-
-
-def assert_problem(response, status):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= body.keys()
-    return body
 
 
 async def test_valid_body_passes(client):

@@ -21,9 +21,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from shopstream.app import create_app
-from shopstream.bootstrap import migration_plan
-from shopstream.migrate import migrate_all
 from shopstream.settings import Settings
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.anyio
 
@@ -34,15 +33,8 @@ STATUSES = ["Active", "Suspended", "Closed"]
 
 
 @pytest.fixture(scope="module")
-async def api_settings(create_database, redis_url: str, redis_prefix: str, tmp_path_factory) -> Settings:
-    settings = Settings(
-        database_url=create_database("identity_api"),
-        redis_url=redis_url,
-        redis_prefix=f"{redis_prefix}-idapi-{uuid.uuid4().hex[:6]}",
-        data_dir=str(tmp_path_factory.mktemp("identity_api")),
-    )
-    await migrate_all(migration_plan(settings))
-    return settings
+async def api_settings(context_settings) -> Settings:
+    return await context_settings("identity_api")
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +78,6 @@ def place(**overrides: Any) -> dict[str, Any]:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def assert_problem(response: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
-    body = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= body.keys()
-    if field is not None:
-        assert field in [e["field"] for e in body["errors"]], body
-    return body
 
 
 def assert_accepted(response: httpx.Response, version: int) -> None:

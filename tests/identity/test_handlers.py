@@ -33,8 +33,7 @@ from contexts.identity.errors import (
 from contexts.identity.profile import UpdateProfile
 from contexts.identity.registration import RegisterCustomer
 from contexts.identity.tier import UpgradeTier
-from shopstream.bootstrap import Messaging, migration_plan
-from shopstream.migrate import migrate_all
+from shopstream.bootstrap import Messaging
 from shopstream.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -43,15 +42,8 @@ BORN = date(1990, 12, 10)
 
 
 @pytest.fixture(scope="module")
-async def identity_settings(create_database, redis_url: str, redis_prefix: str, tmp_path_factory) -> Settings:
-    settings = Settings(
-        database_url=create_database("identity_handlers"),
-        redis_url=redis_url,
-        redis_prefix=f"{redis_prefix}-idh",
-        data_dir=str(tmp_path_factory.mktemp("identity_handlers")),
-    )
-    await migrate_all(migration_plan(settings, [identity.module]))
-    return settings
+async def identity_settings(context_settings) -> Settings:
+    return await context_settings("identity_handlers", [identity.module])
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@ the test-only counters context, with short timings so retries and leases play ou
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
-from shopstream.bootstrap import Messaging, migration_plan
-from shopstream.migrate import migrate_all
+from shopstream.bootstrap import Messaging
 from shopstream.settings import Settings
 from tests.messaging.counters import module as counters
 
@@ -25,16 +23,8 @@ FAST = {
 
 
 @pytest.fixture
-async def counters_settings(create_database, redis_url: str, redis_prefix: str, tmp_path) -> Settings:
-    settings = Settings(
-        database_url=create_database("msg"),
-        redis_url=redis_url,
-        redis_prefix=f"{redis_prefix}-{uuid.uuid4().hex[:8]}",
-        data_dir=str(tmp_path),
-        **FAST,  # type: ignore[arg-type]
-    )
-    await migrate_all(migration_plan(settings, [counters]))
-    return settings
+async def counters_settings(context_settings) -> Settings:
+    return await context_settings("msg", [counters], **FAST)
 
 
 @pytest.fixture

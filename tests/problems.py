@@ -1,0 +1,19 @@
+"""Assertions on the HTTP error contract (RFC 9457 problem+json), shared by every API test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+def assert_problem(response: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
+    """The response is a problem of this status; with `field`, its `errors` name that field."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= body.keys()
+    if field is not None:
+        assert field in [e["field"] for e in body["errors"]], body
+    return body
