@@ -5,23 +5,37 @@ import logging
 import msgspec
 import pytest
 from litestar import get, post
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.testing import AsyncTestClient
 
+from bus.errors import Conflict, NotFound
+from contexts.http import Body
 from shopstream.app import create_app
 from tests.problems import assert_problem
 
 pytestmark = pytest.mark.anyio
 
 
-class Probe(msgspec.Struct, forbid_unknown_fields=True):
+class Probe(Body):
     name: str
     count: int
+    ready: bool = False
+
+
+class TooFar(Conflict):
+    kind = "too-far"
 
 
 @post("/test-only/probe")
 async def accept_probe(data: JSONBody[Probe]) -> dict[str, str]:
     return {"name": data.name}
+
+
+@get("/test-only/refusals/{which:str}")
+async def refuse(which: FromPath[str]) -> None:
+    if which == "conflict":
+        raise TooFar("the probe went too far")
+    raise NotFound("probe", which)
 
 
 @get("/test-only/boom")
@@ -31,7 +45,7 @@ async def boom() -> None:
 
 @pytest.fixture
 async def client(settings):
-    async with AsyncTestClient(app=create_app(settings, route_handlers=[accept_probe, boom])) as c:
+    async with AsyncTestClient(app=create_app(settings, route_handlers=[accept_probe, boom, refuse])) as c:
         yield c
 
 
@@ -55,11 +69,36 @@ async def test_body_that_is_not_a_json_object_is_400(client, body):
         ({"name": 5, "count": 1}, "name"),
         ({"name": "a", "count": "many"}, "count"),
         ({"name": "a", "count": 1, "extra": True}, "extra"),
+        ({"name": "a", "count": "5"}, "count"),  # never coerced: a body is decoded strictly
+        ({"name": "a", "count": 1, "ready": 1}, "ready"),
+        ({"name": "a", "count": 1, "ready": "true"}, "ready"),
     ],
 )
 async def test_invalid_field_is_422_naming_it(client, body, field):
     problem = assert_problem(await client.post("/test-only/probe", json=body), 422)
     assert field in [e["field"] for e in problem["errors"]]
+
+
+async def test_a_refusal_answers_with_its_own_status_and_kind(client):
+    problem = assert_problem(await client.get("/test-only/refusals/conflict"), 409)
+    assert problem["type"] == "urn:shopstream:problem:too-far"
+    assert problem["detail"] == "the probe went too far"
+
+
+async def test_not_found_names_what_and_which(client):
+    problem = assert_problem(await client.get("/test-only/refusals/p-7"), 404)
+    assert problem["type"] == "urn:shopstream:problem:not-found"
+    assert problem["detail"] == "probe p-7 does not exist"
+
+
+async def test_write_routes_document_if_match_and_idempotency_key(client):
+    document = (await client.get("/schema/openapi.json")).json()
+    operation = document["paths"]["/customers/{customer_id}/profile"]["put"]
+    headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert {"If-Match", "Idempotency-Key"} <= headers
+    create = document["paths"]["/customers"]["post"]
+    assert "Idempotency-Key" in {p["name"] for p in create["parameters"] if p["in"] == "header"}
+    assert create["requestBody"]["content"]["application/json"]["schema"]
 
 
 async def test_unknown_route_is_404(client):
