@@ -24,7 +24,7 @@ class Repository(Generic[A]):
     table: ClassVar[str]  # columns: id, state (jsonb), version, then `lookups`
     what: ClassVar[str]  # the aggregate as a client names it: "customer", "product"
     lookups: ClassVar[tuple[str, ...]] = ()
-    unique: ClassVar[Mapping[str, Callable[[], Refusal]]] = {}  # constraint name → the refusal to raise
+    unique: ClassVar[Mapping[str, Callable[[Any], Refusal]]] = {}  # constraint → refusal, given the aggregate
 
     _select: ClassVar[str]
     _insert: ClassVar[str]
@@ -86,7 +86,7 @@ class Repository(Generic[A]):
             refusal = self.unique.get(exc.constraint_name or "")
             if refusal is None:
                 raise
-            raise refusal() from None
+            raise refusal(aggregate) from None
 
     async def save_more(self, conn: asyncpg.Connection, aggregate: A) -> None:
         """Rows beside the aggregate's own, written in the same transaction (e.g. unique child keys)."""

@@ -1,7 +1,31 @@
-"""The catalogue bounded context: exports its handlers, projections, routes and migrations."""
+"""The catalogue bounded context: products with variants, prices, images and a lifecycle; the category tree."""
 
 from importlib.resources import files
 
 from bus.module import ContextModule
+from contexts.catalogue import categories, details, gallery, lifecycle, listing, pricing
+from contexts.catalogue.api import CategoryController, ProductController, SellerController
+from contexts.catalogue.projections import PROJECTIONS
 
-module = ContextModule(name="catalogue", migrations=files(__name__) / "migrations")
+module = ContextModule(
+    name="catalogue",
+    migrations=files(__name__) / "migrations",
+    handlers={
+        listing.CreateProduct: listing.create_product,
+        details.UpdateProductDetails: details.update_product_details,
+        pricing.AddVariant: pricing.add_variant,
+        pricing.ChangeVariantPrice: pricing.change_variant_price,
+        pricing.SetTierPrice: pricing.set_tier_price,
+        gallery.AddProductImage: gallery.add_product_image,
+        gallery.RemoveProductImage: gallery.remove_product_image,
+        lifecycle.ActivateProduct: lifecycle.activate_product,
+        lifecycle.DiscontinueProduct: lifecycle.discontinue_product,
+        lifecycle.ArchiveProduct: lifecycle.archive_product,
+        categories.CreateCategory: categories.create_category,
+        categories.UpdateCategory: categories.update_category,
+        categories.ReorderCategory: categories.reorder_category,
+        categories.DeactivateCategory: categories.deactivate_category,
+    },
+    projections=PROJECTIONS,
+    route_handlers=[ProductController, SellerController, CategoryController],
+)

@@ -22,8 +22,8 @@ class Customers(Repository[Customer]):
     what = "customer"
     lookups = ("external_id", "email_key")
     unique = {
-        "customers_external_id_key": ExternalIdAlreadyRegistered,
-        "customers_email_key_key": EmailAlreadyRegistered,
+        "customers_external_id_key": lambda _: ExternalIdAlreadyRegistered(),
+        "customers_email_key_key": lambda _: EmailAlreadyRegistered(),
     }
 
     def load(self, state: str, version: int) -> Customer:

@@ -51,7 +51,7 @@ class Labels(Repository[Label]):
     table = "counters.labels"
     what = "label"
     lookups = ("name_key",)
-    unique = {"labels_name_key_key": NameTaken}
+    unique = {"labels_name_key_key": lambda label: NameTaken(f"a label named {label.name} exists")}
 
     def load(self, state: str, version: int) -> Label:
         fields = json.loads(state)

@@ -1,0 +1,473 @@
+"""Catalogue routes: a thin edge that turns HTTP into commands and reads the projections."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, delete, get, post, put
+from litestar.params import JSONBody, PathParameter, QueryParameter
+from msgspec import UNSET, Meta, UnsetType
+
+from bus.errors import Invalid
+from contexts.catalogue import queries
+from contexts.catalogue.categories import CreateCategory, DeactivateCategory, ReorderCategory, UpdateCategory
+from contexts.catalogue.commands import CategoryCommand, ProductCommand
+from contexts.catalogue.details import UpdateProductDetails
+from contexts.catalogue.gallery import AddProductImage, RemoveProductImage
+from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
+from contexts.catalogue.listing import CreateProduct
+from contexts.catalogue.pricing import AddVariant, ChangeVariantPrice, SetTierPrice
+from contexts.catalogue.values import ProductStatus
+from contexts.http import (
+    PROBLEMS,
+    Accepted,
+    Body,
+    CommandRunner,
+    Commands,
+    ExpectedVersion,
+    ReadPool,
+    accepted,
+    command_dependencies,
+    created,
+    fields,
+    found,
+    path_id,
+)
+
+Text = Annotated[str, Meta(max_length=10_000)]  # the domain checks the real limits and names the field
+Money = Annotated[
+    Decimal,
+    Meta(
+        examples=["19.99"],
+        description="A decimal string or JSON number with no more minor digits than the currency has",
+    ),
+]
+Attributes = Annotated[dict[str, Any], Meta(examples=[{"colour": "navy", "material": "cotton"}])]
+
+
+class NewProduct(Body):
+    sku: Annotated[str, Meta(examples=["TSHIRT-CLASSIC"])]
+    title: Annotated[str, Meta(examples=["Classic T-shirt"])]
+    seller_id: Annotated[str, Meta(examples=["4f8e2a10-5c3b-4d6e-9f7a-1b2c3d4e5f60"])] | None = None
+    description: Text | None = None
+    category_id: Annotated[str, Meta(examples=["9a1c4e7b-2d3f-4a5b-8c6d-7e8f9a0b1c2d"])] | None = None
+    brand: Annotated[str, Meta(examples=["Acme"])] | None = None
+    attributes: Attributes | None = None
+    visibility: Annotated[
+        str, Meta(examples=["Public"], description="Public, Unlisted or Tier_Restricted")
+    ] = "Public"
+    meta_title: Text | None = None
+    meta_description: Text | None = None
+    slug: Annotated[str, Meta(examples=["classic-t-shirt"])] | None = None
+
+
+class ProductChange(Body):
+    title: Text | UnsetType = UNSET
+    description: Text | UnsetType | None = UNSET
+    brand: Text | UnsetType | None = UNSET
+    attributes: Attributes | UnsetType = UNSET
+    meta_title: Text | UnsetType | None = UNSET
+    meta_description: Text | UnsetType | None = UNSET
+    slug: Text | UnsetType | None = UNSET
+
+
+class NewVariant(Body):
+    variant_sku: Annotated[str, Meta(examples=["TSHIRT-CLASSIC-M-NAVY"])]
+    base_price: Money
+    currency: Annotated[str, Meta(examples=["EUR"])] = "USD"
+    attributes: Attributes | None = None
+    weight_value: Annotated[Decimal, Meta(examples=["0.2"])] | None = None
+    weight_unit: Annotated[str, Meta(description="kg, lb, g or oz")] = "kg"
+    length: Decimal | None = None
+    width: Decimal | None = None
+    height: Decimal | None = None
+    dimension_unit: Annotated[str, Meta(description="cm or in")] = "cm"
+
+
+class PriceChange(Body):
+    base_price: Money
+    currency: Annotated[str, Meta(examples=["EUR"])] | UnsetType = UNSET
+
+
+class TierPriceChange(Body):
+    tier: Annotated[str, Meta(examples=["Gold"], description="Silver, Gold or Platinum")]
+    price: Money
+
+
+class NewImage(Body):
+    url: Annotated[str, Meta(examples=["https://cdn.example.com/tshirt-front.jpg"])]
+    alt_text: Annotated[str, Meta(examples=["Front view"])] | None = None
+    is_primary: bool = False
+
+
+class NewCategory(Body):
+    name: Annotated[str, Meta(examples=["Clothing"])]
+    parent_category_id: Annotated[str, Meta(examples=["9a1c4e7b-2d3f-4a5b-8c6d-7e8f9a0b1c2d"])] | None = None
+    attributes: Attributes | None = None
+
+
+class CategoryChange(Body):
+    name: Text | UnsetType = UNSET
+    attributes: Attributes | UnsetType = UNSET
+
+
+class Reorder(Body):
+    new_display_order: Annotated[int, Meta(examples=[3])]
+
+
+def _created(name: str) -> type[msgspec.Struct]:
+    return msgspec.defstruct(
+        f"{name.title().replace('_', '')}Created",
+        [(name, Annotated[str, Meta(examples=["0b5e6c1e-3f4a-4c55-9a43-2f1d8f0c9e21"])]), ("version", int)],
+        frozen=True,
+    )
+
+
+ProductCreated, VariantCreated, ImageCreated, CategoryCreated = (
+    _created("product_id"),
+    _created("variant_id"),
+    _created("image_id"),
+    _created("category_id"),
+)
+
+_product_id = path_id("product")
+_category_id = path_id("category")
+_seller_id = path_id("seller")
+ProductId = Annotated[str, PathParameter(description="The product's id (UUID)")]
+VariantId = Annotated[str, PathParameter(description="The variant's id")]
+ImageId = Annotated[str, PathParameter(description="The image's id")]
+CategoryId = Annotated[str, PathParameter(description="The category's id (UUID)")]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (1-100)")]
+Cursor = Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")]
+
+
+async def _run(
+    commands: Commands,
+    command_type: type[ProductCommand] | type[CategoryCommand],
+    aggregate_id: str,
+    expected_version: int | None,
+    **changes: object,
+) -> Response[Accepted]:
+    """Every command on an existing product or category: its id from the path, `If-Match` as expected version."""
+    if issubclass(command_type, ProductCommand):
+        command: Any = command_type(
+            product_id=_product_id(aggregate_id), expected_version=expected_version, **changes
+        )
+    else:
+        command = command_type(
+            category_id=_category_id(aggregate_id), expected_version=expected_version, **changes
+        )
+    return accepted(await commands.run(command))
+
+
+def _uuid_filter(field: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise Invalid(field, "must be a UUID") from None
+
+
+def _status_filter(value: str | None) -> str | None:
+    if value is None or value in ProductStatus.__members__.values():
+        return value
+    raise Invalid("status", "must be one of " + ", ".join(ProductStatus))
+
+
+class ProductController(Controller):
+    path = "/products"
+    tags = ["catalogue"]
+    dependencies = command_dependencies("catalogue")
+
+    @post("/", operation_id="createProduct", responses=PROBLEMS, summary="List a new product")
+    async def create(self, commands: CommandRunner, data: JSONBody[NewProduct]) -> Response[Any]:
+        """A Draft product. `sku` is unique (409); `category_id` must name an existing (422), active (409) category."""
+        outcome = await commands.run(CreateProduct(product_id=str(uuid.uuid4()), **fields(data)))
+        body = ProductCreated(product_id=outcome.aggregate_id, version=outcome.version)
+        return created(body, f"/products/{outcome.aggregate_id}", outcome.version)
+
+    @put(
+        "/{product_id:str}/details",
+        operation_id="updateProductDetails",
+        responses=PROBLEMS,
+        summary="Change details",
+    )
+    async def update_details(
+        self,
+        commands: CommandRunner,
+        product_id: ProductId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[ProductChange],
+    ) -> Response[Accepted]:
+        """Omitted fields stay as they are; `null` clears an optional one."""
+        return await _run(commands, UpdateProductDetails, product_id, expected_version, **fields(data))
+
+    @post(
+        "/{product_id:str}/variants", operation_id="addVariant", responses=PROBLEMS, summary="Add a variant"
+    )
+    async def add_variant(
+        self,
+        commands: CommandRunner,
+        product_id: ProductId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[NewVariant],
+    ) -> Response[Any]:
+        """`variant_sku` is unique across all products (409); all variants of a product share one currency (409)."""
+        pid = _product_id(product_id)
+        command = AddVariant(
+            product_id=pid, variant_id=str(uuid.uuid4()), expected_version=expected_version, **fields(data)
+        )
+        outcome = await commands.run(command)
+        body = VariantCreated(variant_id=outcome.created_id, version=outcome.version)
+        return created(body, f"/products/{pid}", outcome.version)
+
+    @put(
+        "/{product_id:str}/variants/{variant_id:str}/price",
+        operation_id="changeVariantPrice",
+        responses=PROBLEMS,
+        summary="Change a variant's base price",
+    )
+    async def change_price(
+        self,
+        commands: CommandRunner,
+        product_id: ProductId,
+        variant_id: VariantId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[PriceChange],
+    ) -> Response[Accepted]:
+        """Tier prices are kept: a base price that would not stay above each of them is refused (409)."""
+        return await _run(
+            commands, ChangeVariantPrice, product_id, expected_version, variant_id=variant_id, **fields(data)
+        )
+
+    @put(
+        "/{product_id:str}/variants/{variant_id:str}/tier-price",
+        operation_id="setTierPrice",
+        responses=PROBLEMS,
+        summary="Set a loyalty-tier price",
+    )
+    async def set_tier_price(
+        self,
+        commands: CommandRunner,
+        product_id: ProductId,
+        variant_id: VariantId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[TierPriceChange],
+    ) -> Response[Accepted]:
+        """The price must be above 0 and below the variant's base price (409)."""
+        return await _run(
+            commands, SetTierPrice, product_id, expected_version, variant_id=variant_id, **fields(data)
+        )
+
+    @post(
+        "/{product_id:str}/images", operation_id="addProductImage", responses=PROBLEMS, summary="Add an image"
+    )
+    async def add_image(
+        self,
+        commands: CommandRunner,
+        product_id: ProductId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[NewImage],
+    ) -> Response[Any]:
+        """At most 10 images; the first, or one sent with `is_primary`, becomes the primary image."""
+        pid = _product_id(product_id)
+        command = AddProductImage(
+            product_id=pid, image_id=str(uuid.uuid4()), expected_version=expected_version, **fields(data)
+        )
+        outcome = await commands.run(command)
+        body = ImageCreated(image_id=outcome.created_id, version=outcome.version)
+        return created(body, f"/products/{pid}", outcome.version)
+
+    @delete(
+        "/{product_id:str}/images/{image_id:str}",
+        operation_id="removeProductImage",
+        responses=PROBLEMS,
+        summary="Remove an image",
+        status_code=200,
+    )
+    async def remove_image(
+        self,
+        commands: CommandRunner,
+        product_id: ProductId,
+        image_id: ImageId,
+        expected_version: ExpectedVersion,
+    ) -> Response[Accepted]:
+        """Removing the primary image makes the first remaining one primary."""
+        return await _run(commands, RemoveProductImage, product_id, expected_version, image_id=image_id)
+
+    @put(
+        "/{product_id:str}/activate",
+        operation_id="activateProduct",
+        responses=PROBLEMS,
+        summary="Put on sale",
+    )
+    async def activate(
+        self, commands: CommandRunner, product_id: ProductId, expected_version: ExpectedVersion
+    ) -> Response[Accepted]:
+        """Draft → Active; needs at least one variant (409)."""
+        return await _run(commands, ActivateProduct, product_id, expected_version)
+
+    @put(
+        "/{product_id:str}/discontinue",
+        operation_id="discontinueProduct",
+        responses=PROBLEMS,
+        summary="Stop selling",
+    )
+    async def discontinue(
+        self, commands: CommandRunner, product_id: ProductId, expected_version: ExpectedVersion
+    ) -> Response[Accepted]:
+        """Active → Discontinued."""
+        return await _run(commands, DiscontinueProduct, product_id, expected_version)
+
+    @put("/{product_id:str}/archive", operation_id="archiveProduct", responses=PROBLEMS, summary="Archive")
+    async def archive(
+        self, commands: CommandRunner, product_id: ProductId, expected_version: ExpectedVersion
+    ) -> Response[Accepted]:
+        """Discontinued → Archived; an archived product refuses every further command (409)."""
+        return await _run(commands, ArchiveProduct, product_id, expected_version)
+
+    @get("/", operation_id="listProducts", responses=PROBLEMS, summary="Product cards")
+    async def list_cards(
+        self,
+        pool: ReadPool,
+        category_id: Annotated[
+            str | None, QueryParameter(description="filed directly in this category")
+        ] = None,
+        seller_id: Annotated[str | None, QueryParameter()] = None,
+        status: Annotated[
+            str | None, QueryParameter(description="Draft, Active, Discontinued or Archived")
+        ] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
+    ) -> queries.ProductCardPage:
+        """Newest first; `next_cursor` fetches the next page (null on the last)."""
+        return await queries.list_product_cards(
+            pool,
+            category_id=_uuid_filter("category_id", category_id),
+            seller_id=_uuid_filter("seller_id", seller_id),
+            status=_status_filter(status),
+            limit=limit,
+            cursor=cursor,
+        )
+
+    @get("/{product_id:str}", operation_id="getProduct", responses=PROBLEMS, summary="Product detail")
+    async def detail(self, pool: ReadPool, product_id: ProductId) -> Response[queries.ProductDetail]:
+        """Every field, variants with prices and tier prices, images in display order."""
+        return found(await queries.get_product(pool, _product_id(product_id)), "product", product_id)
+
+    @get(
+        "/{product_id:str}/price-history",
+        operation_id="getPriceHistory",
+        responses=PROBLEMS,
+        summary="Price history",
+    )
+    async def price_history(self, pool: ReadPool, product_id: ProductId) -> Response[queries.PriceHistory]:
+        """Every base-price change of every variant, newest first."""
+        return found(await queries.get_price_history(pool, _product_id(product_id)), "product", product_id)
+
+
+class SellerController(Controller):
+    path = "/sellers"
+    tags = ["catalogue"]
+    dependencies = command_dependencies("catalogue")
+
+    @get(
+        "/{seller_id:str}/products",
+        operation_id="listSellerProducts",
+        responses=PROBLEMS,
+        summary="A seller's products",
+    )
+    async def products(
+        self,
+        pool: ReadPool,
+        seller_id: Annotated[str, PathParameter(description="The seller's id (UUID)")],
+        status: Annotated[str | None, QueryParameter()] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
+    ) -> queries.ProductCardPage:
+        """The seller's product cards, newest first (an unknown seller has none)."""
+        return await queries.list_product_cards(
+            pool, seller_id=_seller_id(seller_id), status=_status_filter(status), limit=limit, cursor=cursor
+        )
+
+
+class CategoryController(Controller):
+    path = "/categories"
+    tags = ["catalogue"]
+    dependencies = command_dependencies("catalogue")
+
+    @post("/", operation_id="createCategory", responses=PROBLEMS, summary="Create a category")
+    async def create(self, commands: CommandRunner, data: JSONBody[NewCategory]) -> Response[Any]:
+        """A root, or a child of an existing (422) and active (409) parent, at most at level 4 (409)."""
+        outcome = await commands.run(CreateCategory(category_id=str(uuid.uuid4()), **fields(data)))
+        body = CategoryCreated(category_id=outcome.aggregate_id, version=outcome.version)
+        return created(body, f"/categories/{outcome.aggregate_id}", outcome.version)
+
+    @put(
+        "/{category_id:str}",
+        operation_id="updateCategory",
+        responses=PROBLEMS,
+        summary="Rename or change attributes",
+    )
+    async def update(
+        self,
+        commands: CommandRunner,
+        category_id: CategoryId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[CategoryChange],
+    ) -> Response[Accepted]:
+        """A new name shows in the breadcrumb of every descendant."""
+        return await _run(commands, UpdateCategory, category_id, expected_version, **fields(data))
+
+    @put(
+        "/{category_id:str}/reorder",
+        operation_id="reorderCategory",
+        responses=PROBLEMS,
+        summary="Move among siblings",
+    )
+    async def reorder(
+        self,
+        commands: CommandRunner,
+        category_id: CategoryId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[Reorder],
+    ) -> Response[Accepted]:
+        """Siblings are listed by `display_order`, then by name."""
+        return await _run(
+            commands, ReorderCategory, category_id, expected_version, new_display_order=data.new_display_order
+        )
+
+    @put(
+        "/{category_id:str}/deactivate",
+        operation_id="deactivateCategory",
+        responses=PROBLEMS,
+        summary="Deactivate",
+    )
+    async def deactivate(
+        self, commands: CommandRunner, category_id: CategoryId, expected_version: ExpectedVersion
+    ) -> Response[Accepted]:
+        """Nothing new can be filed in an inactive category; deactivating one twice is 409."""
+        return await _run(commands, DeactivateCategory, category_id, expected_version)
+
+    @get("/", operation_id="getCategoryTree", responses=PROBLEMS, summary="The category tree")
+    async def tree(
+        self,
+        pool: ReadPool,
+        include_inactive: Annotated[bool, QueryParameter(description="also inactive categories")] = False,
+    ) -> queries.CategoryTree:
+        """Children nested, ordered by `display_order` then `name`; an inactive category hides its subtree."""
+        return await queries.get_category_tree(pool, include_inactive=include_inactive)
+
+    @get(
+        "/{category_id:str}",
+        operation_id="getCategory",
+        responses=PROBLEMS,
+        summary="A category with breadcrumb",
+    )
+    async def node(self, pool: ReadPool, category_id: CategoryId) -> Response[queries.CategoryNode]:
+        """`breadcrumb` holds the names from the root down to this category; `product_count` the products filed here."""
+        return found(await queries.get_category(pool, _category_id(category_id)), "category", category_id)

@@ -1,0 +1,294 @@
+"""Catalogue read models, each kept by its own consumer: product detail, product cards, price history,
+category tree.
+
+Every read model has one root row per aggregate that carries the `version` and `updated_at` of the last
+event it reflects; `_Projection.apply` stamps that row after every event of the aggregate it serves, so
+no event can forget to, and a read's version (and ETag) is always the aggregate's version.
+
+Events of different aggregates arrive in any order, so no read model stores a value that one aggregate's
+event would have to write into another aggregate's row. A product card's price range, variant count and
+primary image are recomputed by the stamp from the card's own per-variant and per-image rows. The category
+tree stores only each category's own fields and which products are filed where: breadcrumbs (a recursive
+walk up the parents) and product counts (`count(*)` of the filed products) are computed when read. So they
+come out right whatever order the events came in — a child category before its parent, a product before
+its category — a renamed ancestor shows in every descendant's breadcrumb at once, at any depth, and no
+hot counter row serialises the writers. A product is counted in the category it is filed in directly, from
+its creation until it is archived.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import asyncpg
+
+from bus.messages import Envelope, encoder
+from contexts.catalogue import events as e
+
+PRODUCT_EVENTS: tuple[type, ...] = (
+    e.ProductCreated, e.ProductDetailsUpdated, e.VariantAdded, e.VariantPriceChanged, e.TierPriceSet,
+    e.ProductImageAdded, e.ProductImageRemoved, e.ProductActivated, e.ProductDiscontinued, e.ProductArchived,
+)  # fmt: skip
+CATEGORY_EVENTS: tuple[type, ...] = (
+    e.CategoryCreated, e.CategoryDetailsUpdated, e.CategoryReordered, e.CategoryDeactivated,
+)  # fmt: skip
+
+_STATUS_AFTER: dict[type, str] = {
+    e.ProductActivated: "Active",
+    e.ProductDiscontinued: "Discontinued",
+    e.ProductArchived: "Archived",
+}
+
+
+class _Projection:
+    """Projects an event, then stamps the root row of the aggregate it serves with its version and time."""
+
+    context = "catalogue"
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]  # the first is the root: one row per aggregate, keyed by `key`
+    key: ClassVar[str]
+    serves: ClassVar[tuple[type, ...]]
+    derived: ClassVar[str] = ""  # more assignments for the stamp, recomputed from the projection's rows
+
+    def __init__(self) -> None:
+        self._stamp = (
+            f"UPDATE {self.tables[0]} SET version = $2, updated_at = $3{self.derived} WHERE {self.key} = $1"
+        )
+
+    async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        await self.project(conn, envelope, event)
+        if isinstance(event, self.serves):
+            await conn.execute(
+                self._stamp, envelope.aggregate_id, envelope.aggregate_version, envelope.occurred_at
+            )
+
+    async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        raise NotImplementedError
+
+
+_VARIANT_COLUMNS = (
+    "variant_sku, attributes, base_price, currency, weight_value, weight_unit, length, width, height,"
+    " dimension_unit, is_active"
+)
+
+
+class ProductDetails(_Projection):
+    name = "catalogue.product_detail"
+    tables = (
+        "catalogue.product_details",
+        "catalogue.product_detail_variants",
+        "catalogue.product_detail_tier_prices",
+        "catalogue.product_detail_images",
+    )
+    key = "product_id"
+    serves = PRODUCT_EVENTS
+
+    async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        match event:
+            case e.ProductCreated():
+                await conn.execute(
+                    "INSERT INTO catalogue.product_details (product_id, sku, seller_id, title, description,"
+                    " category_id, brand, attributes, visibility, meta_title, meta_description, slug, status,"
+                    " created_at, updated_at, version)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
+                    event.product_id, event.sku, event.seller_id, event.title, event.description,
+                    event.category_id, event.brand, _json(event.attributes), event.visibility, event.meta_title,
+                    event.meta_description, event.slug, event.status, event.created_at,
+                    envelope.aggregate_version,
+                )  # fmt: skip
+            case e.ProductDetailsUpdated():
+                await conn.execute(
+                    "UPDATE catalogue.product_details SET title = $2, description = $3, brand = $4,"
+                    " attributes = $5, meta_title = $6, meta_description = $7, slug = $8"
+                    " WHERE product_id = $1",
+                    event.product_id, event.title, event.description, event.brand, _json(event.attributes),
+                    event.meta_title, event.meta_description, event.slug,
+                )  # fmt: skip
+            case e.VariantAdded():
+                await conn.execute(
+                    "WITH variant AS ("
+                    f" INSERT INTO catalogue.product_detail_variants (product_id, variant_id, added, {_VARIANT_COLUMNS})"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14))"
+                    " INSERT INTO catalogue.product_detail_tier_prices (product_id, variant_id, tier, price)"
+                    " SELECT $1, $2, tier, price FROM unnest($15::text[], $16::numeric[]) AS t(tier, price)",
+                    event.product_id, event.variant_id, envelope.aggregate_version, event.variant_sku,
+                    _json(event.attributes), event.base_price, event.currency, event.weight_value,
+                    event.weight_unit, event.length, event.width, event.height, event.dimension_unit,
+                    event.is_active, list(event.tier_prices), list(event.tier_prices.values()),
+                )  # fmt: skip
+            case e.VariantPriceChanged():
+                await conn.execute(
+                    "UPDATE catalogue.product_detail_variants SET base_price = $3, currency = $4"
+                    " WHERE product_id = $1 AND variant_id = $2",
+                    event.product_id, event.variant_id, event.new_price, event.currency,
+                )  # fmt: skip
+            case e.TierPriceSet():
+                await conn.execute(
+                    "INSERT INTO catalogue.product_detail_tier_prices (product_id, variant_id, tier, price)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (product_id, variant_id, tier)"
+                    " DO UPDATE SET price = EXCLUDED.price",
+                    event.product_id, event.variant_id, event.tier, event.price,
+                )  # fmt: skip
+            case e.ProductImageAdded():
+                await conn.execute(
+                    "WITH unflagged AS (UPDATE catalogue.product_detail_images SET is_primary = false"
+                    " WHERE product_id = $1 AND image_id = $7)"
+                    " INSERT INTO catalogue.product_detail_images"
+                    " (product_id, image_id, added, url, alt_text, is_primary, display_order)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $8)",
+                    event.product_id, event.image_id, envelope.aggregate_version, event.url, event.alt_text,
+                    event.is_primary, event.previous_primary_id, event.display_order,
+                )  # fmt: skip
+            case e.ProductImageRemoved():
+                await conn.execute(
+                    "WITH removed AS (DELETE FROM catalogue.product_detail_images"
+                    " WHERE product_id = $1 AND image_id = $2)"
+                    " UPDATE catalogue.product_detail_images SET is_primary = true"
+                    " WHERE product_id = $1 AND image_id = $3",
+                    event.product_id, event.image_id, event.new_primary_id,
+                )  # fmt: skip
+            case e.ProductActivated() | e.ProductDiscontinued() | e.ProductArchived():
+                await conn.execute(
+                    "UPDATE catalogue.product_details SET status = $2 WHERE product_id = $1",
+                    event.product_id, _STATUS_AFTER[type(event)],
+                )  # fmt: skip
+
+
+class ProductCards(_Projection):
+    name = "catalogue.product_cards"
+    tables = ("catalogue.product_cards", "catalogue.product_card_variants", "catalogue.product_card_images")
+    key = "product_id"
+    serves = PRODUCT_EVENTS
+    # Exact on every event: min/max over the current prices of the active variants (one currency per
+    # product, a domain rule), and the primary image as the image rows say.
+    derived = (
+        ", (min_price, max_price, currency, variant_count) = ("
+        "SELECT min(base_price) FILTER (WHERE is_active), max(base_price) FILTER (WHERE is_active),"
+        " min(currency), count(*) FILTER (WHERE is_active)"
+        " FROM catalogue.product_card_variants WHERE product_id = $1)"
+        ", primary_image_url = (SELECT url FROM catalogue.product_card_images"
+        " WHERE product_id = $1 AND is_primary ORDER BY image_id LIMIT 1)"
+    )
+
+    async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        match event:
+            case e.ProductCreated():
+                await conn.execute(
+                    "INSERT INTO catalogue.product_cards (product_id, sku, title, brand, category_id,"
+                    " seller_id, status, created_at, updated_at, version)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+                    event.product_id, event.sku, event.title, event.brand, event.category_id,
+                    event.seller_id, event.status, event.created_at, envelope.aggregate_version,
+                )  # fmt: skip
+            case e.ProductDetailsUpdated():
+                await conn.execute(
+                    "UPDATE catalogue.product_cards SET title = $2, brand = $3 WHERE product_id = $1",
+                    event.product_id, event.title, event.brand,
+                )  # fmt: skip
+            case e.VariantAdded():
+                await conn.execute(
+                    "INSERT INTO catalogue.product_card_variants"
+                    " (product_id, variant_id, base_price, currency, is_active) VALUES ($1, $2, $3, $4, $5)",
+                    event.product_id, event.variant_id, event.base_price, event.currency, event.is_active,
+                )  # fmt: skip
+            case e.VariantPriceChanged():
+                await conn.execute(
+                    "UPDATE catalogue.product_card_variants SET base_price = $3, currency = $4"
+                    " WHERE product_id = $1 AND variant_id = $2",
+                    event.product_id, event.variant_id, event.new_price, event.currency,
+                )  # fmt: skip
+            case e.ProductImageAdded():
+                await conn.execute(
+                    "WITH unflagged AS (UPDATE catalogue.product_card_images SET is_primary = false"
+                    " WHERE product_id = $1 AND image_id = $5)"
+                    " INSERT INTO catalogue.product_card_images (product_id, image_id, url, is_primary)"
+                    " VALUES ($1, $2, $3, $4)",
+                    event.product_id, event.image_id, event.url, event.is_primary, event.previous_primary_id,
+                )  # fmt: skip
+            case e.ProductImageRemoved():
+                await conn.execute(
+                    "WITH removed AS (DELETE FROM catalogue.product_card_images"
+                    " WHERE product_id = $1 AND image_id = $2)"
+                    " UPDATE catalogue.product_card_images SET is_primary = true"
+                    " WHERE product_id = $1 AND image_id = $3",
+                    event.product_id, event.image_id, event.new_primary_id,
+                )  # fmt: skip
+            case e.ProductActivated() | e.ProductDiscontinued() | e.ProductArchived():
+                await conn.execute(
+                    "UPDATE catalogue.product_cards SET status = $2 WHERE product_id = $1",
+                    event.product_id, _STATUS_AFTER[type(event)],
+                )  # fmt: skip
+
+
+class PriceHistories(_Projection):
+    name = "catalogue.price_history"
+    tables = ("catalogue.price_histories", "catalogue.price_changes")
+    key = "product_id"
+    serves = PRODUCT_EVENTS
+
+    async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        match event:
+            case e.ProductCreated():
+                await conn.execute(
+                    "INSERT INTO catalogue.price_histories (product_id, updated_at, version) VALUES ($1, $2, $3)",
+                    event.product_id, event.created_at, envelope.aggregate_version,
+                )  # fmt: skip
+            case e.VariantPriceChanged():
+                await conn.execute(
+                    "INSERT INTO catalogue.price_changes"
+                    " (product_id, version, variant_id, previous_price, new_price, currency, changed_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    event.product_id, envelope.aggregate_version, event.variant_id, event.previous_price,
+                    event.new_price, event.currency, envelope.occurred_at,
+                )  # fmt: skip
+
+
+class CategoryTree(_Projection):
+    name = "catalogue.category_tree"
+    tables = ("catalogue.category_nodes", "catalogue.category_products")
+    key = "category_id"
+    serves = CATEGORY_EVENTS
+
+    async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        match event:
+            case e.CategoryCreated():
+                await conn.execute(
+                    "INSERT INTO catalogue.category_nodes (category_id, name, parent_category_id, level,"
+                    " attributes, is_active, display_order, created_at, updated_at, version)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+                    event.category_id, event.name, event.parent_category_id, event.level,
+                    _json(event.attributes), event.is_active, event.display_order, event.created_at,
+                    envelope.aggregate_version,
+                )  # fmt: skip
+            case e.CategoryDetailsUpdated():
+                await conn.execute(
+                    "UPDATE catalogue.category_nodes SET name = $2, attributes = $3"
+                    " WHERE category_id = $1",
+                    event.category_id, event.name, _json(event.attributes),
+                )  # fmt: skip
+            case e.CategoryReordered():
+                await conn.execute(
+                    "UPDATE catalogue.category_nodes SET display_order = $2 WHERE category_id = $1",
+                    event.category_id, event.display_order,
+                )  # fmt: skip
+            case e.CategoryDeactivated():
+                await conn.execute(
+                    "UPDATE catalogue.category_nodes SET is_active = false WHERE category_id = $1",
+                    event.category_id,
+                )  # fmt: skip
+            case e.ProductCreated(category_id=str()):
+                await conn.execute(
+                    "INSERT INTO catalogue.category_products (product_id, category_id) VALUES ($1, $2)",
+                    event.product_id, event.category_id,
+                )  # fmt: skip
+            case e.ProductArchived():
+                await conn.execute(
+                    "DELETE FROM catalogue.category_products WHERE product_id = $1", event.product_id
+                )
+
+
+def _json(value: Any) -> str:
+    return encoder.encode(value).decode()
+
+
+PROJECTIONS = (ProductDetails(), ProductCards(), PriceHistories(), CategoryTree())

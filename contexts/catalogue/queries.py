@@ -1,0 +1,320 @@
+"""Reads of the catalogue read models: `get_*` for one, `list_*` for many; money as `Decimal`, which a
+view sends as a decimal string.
+
+Breadcrumbs and product counts are computed here, at read time, from the category tree's rows (see
+`projections`). The tree shows by default only active categories whose every ancestor is active: an
+inactive category hides its whole subtree. A category whose parent has not arrived yet is left out of
+the tree until it does, and an ancestor that has not arrived is missing from a breadcrumb until then.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+
+from bus.errors import Invalid
+from bus.messages import encoder
+
+_ID = "6f1c2b9e-8d4a-4e37-9b52-0c7a1d3e5f88"
+_AT = "2026-11-27T11:51:43.454232Z"
+
+
+def _eg(value: object) -> msgspec.Meta:
+    return msgspec.Meta(examples=[value])
+
+
+class VariantView(msgspec.Struct, frozen=True, kw_only=True):
+    variant_id: Annotated[str, _eg("1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5")]
+    variant_sku: Annotated[str, _eg("TEE-BLK-M")]
+    attributes: Annotated[dict[str, Any], _eg({"colour": "black", "size": "M"})]
+    base_price: Annotated[Decimal, _eg("19.99")]
+    currency: Annotated[str, _eg("EUR")]
+    tier_prices: Annotated[dict[str, Decimal], _eg({"Silver": "18.99", "Gold": "17.99"})]
+    weight_value: Annotated[Decimal | None, _eg("0.25")]
+    weight_unit: Annotated[str, _eg("kg")]
+    length: Annotated[Decimal | None, _eg("30")]
+    width: Annotated[Decimal | None, _eg("20")]
+    height: Annotated[Decimal | None, _eg("2")]
+    dimension_unit: Annotated[str, _eg("cm")]
+    is_active: Annotated[bool, _eg(True)]
+
+
+class ImageView(msgspec.Struct, frozen=True, kw_only=True):
+    image_id: Annotated[str, _eg("9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d")]
+    url: Annotated[str, _eg("https://img.example.com/tee-black.jpg")]
+    alt_text: Annotated[str | None, _eg("Black tee, front")]
+    is_primary: Annotated[bool, _eg(True)]
+    display_order: Annotated[int, _eg(0)]
+
+
+class ProductDetail(msgspec.Struct, frozen=True, kw_only=True):
+    product_id: Annotated[str, _eg(_ID)]
+    sku: Annotated[str, _eg("TEE-BLK")]
+    seller_id: Annotated[str | None, _eg("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f")]
+    title: Annotated[str, _eg("Organic cotton tee")]
+    description: Annotated[str | None, _eg("A heavyweight tee, knitted in Portugal.")]
+    category_id: Annotated[str | None, _eg("7e6d5c4b-3a29-4817-9605-f4e3d2c1b0a9")]
+    brand: Annotated[str | None, _eg("Northwind")]
+    attributes: Annotated[dict[str, Any], _eg({"material": "cotton"})]
+    visibility: Annotated[str, _eg("Public")]
+    meta_title: Annotated[str | None, _eg("Organic cotton tee | Northwind")]
+    meta_description: Annotated[str | None, _eg("A heavyweight organic cotton tee.")]
+    slug: Annotated[str | None, _eg("organic-cotton-tee")]
+    status: Annotated[str, _eg("Active")]
+    variants: list[VariantView]
+    images: list[ImageView]
+    created_at: Annotated[datetime, _eg(_AT)]
+    updated_at: Annotated[datetime, _eg(_AT)]
+    version: Annotated[int, _eg(7)]
+
+
+class ProductCard(msgspec.Struct, frozen=True, kw_only=True):
+    product_id: Annotated[str, _eg(_ID)]
+    sku: Annotated[str, _eg("TEE-BLK")]
+    title: Annotated[str, _eg("Organic cotton tee")]
+    brand: Annotated[str | None, _eg("Northwind")]
+    category_id: Annotated[str | None, _eg("7e6d5c4b-3a29-4817-9605-f4e3d2c1b0a9")]
+    seller_id: Annotated[str | None, _eg("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f")]
+    primary_image_url: Annotated[str | None, _eg("https://img.example.com/tee-black.jpg")]
+    min_price: Annotated[Decimal | None, _eg("19.99")]
+    max_price: Annotated[Decimal | None, _eg("24.99")]
+    currency: Annotated[str | None, _eg("EUR")]
+    status: Annotated[str, _eg("Active")]
+    variant_count: Annotated[int, _eg(3)]
+    created_at: Annotated[datetime, _eg(_AT)]
+    version: Annotated[int, _eg(7)]
+
+
+class ProductCardPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[ProductCard]
+    next_cursor: Annotated[str | None, _eg("eyJ0IjoiMjAyNi0xMS0yN1QxMTo1MTo0My40NTQyMzJaIiwiaWQiOiI2ZjFjIn0")]
+
+
+class PriceChange(msgspec.Struct, frozen=True, kw_only=True):
+    variant_id: Annotated[str, _eg("1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5")]
+    previous_price: Annotated[Decimal, _eg("24.99")]
+    new_price: Annotated[Decimal, _eg("19.99")]
+    currency: Annotated[str, _eg("EUR")]
+    changed_at: Annotated[datetime, _eg(_AT)]
+
+
+class PriceHistory(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[PriceChange]
+    version: Annotated[int, _eg(7)]
+
+
+class CategoryNode(msgspec.Struct, frozen=True, kw_only=True):
+    category_id: Annotated[str, _eg("7e6d5c4b-3a29-4817-9605-f4e3d2c1b0a9")]
+    name: Annotated[str, _eg("T-shirts")]
+    parent_category_id: Annotated[str | None, _eg("5b4a3928-1706-4f5e-8d4c-3b2a19087f6e")]
+    level: Annotated[int, _eg(2)]
+    is_active: Annotated[bool, _eg(True)]
+    display_order: Annotated[int, _eg(0)]
+    breadcrumb: Annotated[list[str], _eg(["Clothing", "Tops", "T-shirts"])]
+    product_count: Annotated[int, _eg(42)]
+    version: Annotated[int, _eg(3)]
+
+
+class CategoryTreeNode(msgspec.Struct, frozen=True, kw_only=True):
+    category_id: Annotated[str, _eg("7e6d5c4b-3a29-4817-9605-f4e3d2c1b0a9")]
+    name: Annotated[str, _eg("T-shirts")]
+    level: Annotated[int, _eg(2)]
+    is_active: Annotated[bool, _eg(True)]
+    display_order: Annotated[int, _eg(0)]
+    children: list[CategoryTreeNode]
+
+
+class CategoryTree(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[CategoryTreeNode]
+
+
+def _columns(view: type[msgspec.Struct], prefix: str = "", but: tuple[str, ...] = ()) -> str:
+    return ", ".join(f"{prefix}{name}" for name in view.__struct_fields__ if name not in but)
+
+
+def _unstorable(*values: str | None) -> bool:
+    """True if a value holds U+0000: PostgreSQL text cannot, so no stored row matches it."""
+    return any(value is not None and "\x00" in value for value in values)
+
+
+_DETAIL = f"""
+SELECT {_columns(ProductDetail, "d.", but=("variants", "images"))},
+    coalesce((SELECT jsonb_agg(to_jsonb(v) || jsonb_build_object('tier_prices', coalesce(
+                (SELECT jsonb_object_agg(t.tier, t.price) FROM catalogue.product_detail_tier_prices t
+                 WHERE t.product_id = v.product_id AND t.variant_id = v.variant_id), '{{}}'))
+              ORDER BY v.added)
+              FROM catalogue.product_detail_variants v WHERE v.product_id = d.product_id), '[]') AS variants,
+    coalesce((SELECT jsonb_agg(to_jsonb(i) ORDER BY i.display_order, i.added)
+              FROM catalogue.product_detail_images i WHERE i.product_id = d.product_id), '[]') AS images
+FROM catalogue.product_details d WHERE d.product_id = $1
+"""
+# jsonb keeps NUMERIC's exact digits and msgspec decodes a JSON number into `Decimal` exactly.
+_object = msgspec.json.Decoder(dict[str, Any])
+_variants = msgspec.json.Decoder(list[VariantView])
+_images = msgspec.json.Decoder(list[ImageView])
+
+
+async def get_product(pool: asyncpg.Pool, product_id: str) -> ProductDetail | None:
+    """The product with its variants in the order added and its images in display order."""
+    if _unstorable(product_id):
+        return None
+    row = await pool.fetchrow(_DETAIL, product_id)
+    if row is None:
+        return None
+    return ProductDetail(
+        **{
+            **dict(row),
+            "attributes": _object.decode(row["attributes"]),
+            "variants": _variants.decode(row["variants"]),
+            "images": _images.decode(row["images"]),
+        }
+    )
+
+
+class _Cursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The key of the last card of a page: cards strictly after it, newest first, make the next page."""
+
+    t: Annotated[datetime, msgspec.Meta(tz=True)]
+    id: str
+
+
+_cursor_decoder = msgspec.json.Decoder(_Cursor)
+_CARDS = f"SELECT {_columns(ProductCard)} FROM catalogue.product_cards"
+
+
+def _encode_cursor(card: ProductCard) -> str:
+    key = encoder.encode(_Cursor(t=card.created_at, id=card.product_id))
+    return base64.urlsafe_b64encode(key).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> _Cursor:
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        after = _cursor_decoder.decode(raw)
+    except (ValueError, binascii.Error, msgspec.MsgspecError):
+        raise Invalid("cursor", "is not a cursor this service issued") from None
+    if _unstorable(after.id):
+        raise Invalid("cursor", "is not a cursor this service issued")
+    return after
+
+
+async def list_product_cards(
+    pool: asyncpg.Pool,
+    *,
+    category_id: str | None = None,
+    seller_id: str | None = None,
+    status: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> ProductCardPage:
+    """Cards newest first (created_at, then product_id, both descending), a page at a time. Paging by the
+    last card's key rather than an offset keeps pages stable while products are added: no card repeats
+    and none is skipped."""
+    after = None if cursor is None else _decode_cursor(cursor)
+    if _unstorable(category_id, seller_id, status):
+        return ProductCardPage(items=[], next_cursor=None)
+    limit = min(max(limit, 1), 100)
+    conditions: list[str] = []
+    args: list[object] = []
+    for column, value in (("category_id", category_id), ("seller_id", seller_id), ("status", status)):
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{column} = ${len(args)}")
+    if after is not None:
+        args += [after.t, after.id]
+        conditions.append(f"(created_at, product_id) < (${len(args) - 1}, ${len(args)})")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = await pool.fetch(
+        f"{_CARDS}{where} ORDER BY created_at DESC, product_id DESC LIMIT ${len(args) + 1}", *args, limit + 1
+    )
+    items = [ProductCard(**dict(row)) for row in rows[:limit]]
+    return ProductCardPage(items=items, next_cursor=_encode_cursor(items[-1]) if len(rows) > limit else None)
+
+
+_PRICE_HISTORY = f"""
+SELECT h.version, {_columns(PriceChange, "c.")}
+FROM catalogue.price_histories h LEFT JOIN catalogue.price_changes c ON c.product_id = h.product_id
+WHERE h.product_id = $1 ORDER BY c.version DESC
+"""
+
+
+async def get_price_history(pool: asyncpg.Pool, product_id: str) -> PriceHistory | None:
+    """Every base-price change of the product's variants, newest first; None if the product is unknown."""
+    if _unstorable(product_id):
+        return None
+    rows = await pool.fetch(_PRICE_HISTORY, product_id)
+    if not rows:
+        return None
+    items = [
+        PriceChange(**{name: row[name] for name in PriceChange.__struct_fields__})
+        for row in rows
+        if row["variant_id"] is not None
+    ]
+    return PriceHistory(items=items, version=rows[0]["version"])
+
+
+_CATEGORY = f"""
+WITH RECURSIVE chain (category_id, parent_category_id, name, depth) AS (
+    SELECT category_id, parent_category_id, name, 0 FROM catalogue.category_nodes WHERE category_id = $1
+    UNION ALL
+    SELECT n.category_id, n.parent_category_id, n.name, chain.depth + 1
+    FROM catalogue.category_nodes n JOIN chain ON n.category_id = chain.parent_category_id
+    WHERE chain.depth < 16
+)
+SELECT {_columns(CategoryNode, "n.", but=("breadcrumb", "product_count"))},
+    ARRAY(SELECT name FROM chain ORDER BY depth DESC) AS breadcrumb,
+    (SELECT count(*) FROM catalogue.category_products p WHERE p.category_id = n.category_id) AS product_count
+FROM catalogue.category_nodes n WHERE n.category_id = $1
+"""
+
+
+async def get_category(pool: asyncpg.Pool, category_id: str) -> CategoryNode | None:
+    """The category with its breadcrumb (names root → self) and the number of products filed in it
+    directly that are not archived, all read in one statement."""
+    if _unstorable(category_id):
+        return None
+    row = await pool.fetchrow(_CATEGORY, category_id)
+    return None if row is None else CategoryNode(**dict(row))
+
+
+# Walks down from the roots, so a category whose parent is missing (or, by default, inactive) is never
+# reached, nor anything below it.
+_TREE = """
+WITH RECURSIVE tree AS (
+    SELECT category_id, parent_category_id, name, level, is_active, display_order
+    FROM catalogue.category_nodes WHERE parent_category_id IS NULL AND (is_active OR $1)
+    UNION ALL
+    SELECT n.category_id, n.parent_category_id, n.name, n.level, n.is_active, n.display_order
+    FROM catalogue.category_nodes n JOIN tree ON n.parent_category_id = tree.category_id
+    WHERE n.is_active OR $1
+)
+SELECT * FROM tree ORDER BY display_order, name, category_id
+"""
+
+
+async def get_category_tree(pool: asyncpg.Pool, *, include_inactive: bool = False) -> CategoryTree:
+    """The category tree, children nested and ordered by display_order then name at every level."""
+    children: dict[str | None, list[asyncpg.Record]] = {}
+    for row in await pool.fetch(_TREE, include_inactive):
+        children.setdefault(row["parent_category_id"], []).append(row)
+
+    def nodes(parent_id: str | None) -> list[CategoryTreeNode]:
+        return [
+            CategoryTreeNode(
+                category_id=row["category_id"],
+                name=row["name"],
+                level=row["level"],
+                is_active=row["is_active"],
+                display_order=row["display_order"],
+                children=nodes(row["category_id"]),
+            )
+            for row in children.get(parent_id, [])
+        ]
+
+    return CategoryTree(items=nodes(None))

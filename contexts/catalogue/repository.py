@@ -1,0 +1,101 @@
+"""Product and Category repositories: whole state as JSON; product and variant SKUs kept unique (in
+any case) by the database, so two concurrent creations cannot both take one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+
+from bus.errors import Invalid
+from bus.repository import Repository, change
+from bus.uow import Outcome, UnitOfWork
+from contexts.catalogue.category import Category, CategoryState
+from contexts.catalogue.errors import SkuTaken, VariantSkuTaken
+from contexts.catalogue.events import VariantAdded
+from contexts.catalogue.product import Product, ProductState
+
+_encoder = msgspec.json.Encoder()
+_product_decoder = msgspec.json.Decoder(ProductState)
+_category_decoder = msgspec.json.Decoder(CategoryState)
+_ADD_VARIANT_SKUS = (
+    "INSERT INTO catalogue.variant_skus (variant_sku_key, product_id, variant_id)"
+    " SELECT key, $2, variant FROM unnest($1::text[], $3::text[]) AS added(key, variant)"
+)
+
+
+def sku_key(sku: str) -> str:
+    return sku.upper()
+
+
+def _new_variant_skus(product: Product) -> list[str]:
+    return [e.variant_sku for e in product.pending_events if isinstance(e, VariantAdded)]
+
+
+class Products(Repository[Product]):
+    table = "catalogue.products"
+    what = "product"
+    lookups = ("sku_key",)
+    unique = {
+        "products_sku_key_key": lambda product: SkuTaken(product.state.sku),
+        "variant_skus_pkey": lambda product: VariantSkuTaken(", ".join(_new_variant_skus(product))),
+    }
+
+    def load(self, state: str, version: int) -> Product:
+        return Product(_product_decoder.decode(state), version)
+
+    def dump(self, product: Product) -> str:
+        return _encoder.encode(product.state).decode()
+
+    def lookup_values(self, product: Product) -> tuple[object, ...]:
+        return (sku_key(product.state.sku),)
+
+    async def save_more(self, conn: asyncpg.Connection, product: Product) -> None:
+        added = [e for e in product.pending_events if isinstance(e, VariantAdded)]
+        if added:
+            keys = [sku_key(e.variant_sku) for e in added]
+            await conn.execute(_ADD_VARIANT_SKUS, keys, product.id, [e.variant_id for e in added])
+
+
+class Categories(Repository[Category]):
+    table = "catalogue.categories"
+    what = "category"
+
+    def load(self, state: str, version: int) -> Category:
+        return Category(_category_decoder.decode(state), version)
+
+    def dump(self, category: Category) -> str:
+        return _encoder.encode(category.state).decode()
+
+    async def referenced(self, field: str, category_id: str | None) -> Category | None:
+        """The category a body refers to (a product's, a child's parent), tracked so that it must still
+        be as read when the command commits; a reference to nothing is invalid (422)."""
+        if category_id is None:
+            return None
+        try:
+            key = str(uuid.UUID(category_id))
+        except ValueError:
+            raise Invalid(field, "names no category") from None
+        category = await self.find(key)
+        if category is None:
+            raise Invalid(field, "names no category")
+        return category
+
+
+async def change_product(
+    uow: UnitOfWork, product_id: str, expected_version: int | None, action: Callable[[Product], object]
+) -> Outcome:
+    return await change(Products(uow), product_id, expected_version, action)
+
+
+async def change_category(
+    uow: UnitOfWork, category_id: str, expected_version: int | None, action: Callable[[Category], object]
+) -> Outcome:
+    return await change(Categories(uow), category_id, expected_version, action)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
