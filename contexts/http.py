@@ -80,7 +80,7 @@ class StrictBodies(SerializationPlugin):
     def create_dto_for_type(self, field_definition: FieldDefinition) -> type[_StrictBodyDTO]:
         body_type = field_definition.annotation
         if body_type not in self._dtos:
-            dto = _StrictBodyDTO[body_type]  # type: ignore[valid-type]
+            dto = _StrictBodyDTO[body_type]  # type: ignore[valid-type, type-arg]
             dto._decoder = msgspec.json.Decoder(body_type)
             self._dtos[body_type] = dto
         return self._dtos[body_type]

@@ -135,7 +135,8 @@ def on_refusal(request: Request[Any, Any, Any], exc: errors.Refusal) -> Response
     """Domain and bus refusals carry their own status and problem kind."""
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     detail = str(exc) or HTTPStatus(exc.status).description
-    return problem_response(exc.status, detail, kind=exc.kind, headers=headers, **exc.problem_extensions)
+    extensions: dict[str, Any] = exc.problem_extensions
+    return problem_response(exc.status, detail, kind=exc.kind, headers=headers, **extensions)
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
