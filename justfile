@@ -69,6 +69,10 @@ test-messaging *args: (venv "dev")
 test-identity *args: (venv "dev")
     {{bin}}/pytest tests/identity {{args}}
 
+# the catalogue context: domain, projections, handlers, routes
+test-catalogue *args: (venv "dev")
+    {{bin}}/pytest tests/catalogue {{args}}
+
 # end to end through `shopstream serve`
 test-e2e *args: (venv "dev")
     {{bin}}/pytest tests/e2e {{args}}

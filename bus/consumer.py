@@ -197,7 +197,9 @@ class PartitionWorker:
             claimed: Any = await self.redis.xautoclaim(
                 self.stream, self.group, self.name, idle_ms, start_id=start, count=self.config.read_batch
             )
-            start, entries, deleted = claimed
+            # Redis 7 adds the ids of entries deleted meanwhile; 6.2 (the embedded server) does not.
+            start, entries, *rest = claimed
+            deleted = rest[0] if rest else []
             fresh = [e for e in entries if e[0] not in self._in_flight]
             if fresh:
                 metrics.reclaimed.labels(self.group).inc(len(fresh))
