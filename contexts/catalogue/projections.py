@@ -24,6 +24,7 @@ import asyncpg
 
 from bus.messages import Envelope, encoder
 from contexts.catalogue import events as e
+from contexts.catalogue.values import Currency
 
 PRODUCT_EVENTS: tuple[type, ...] = (
     e.ProductCreated, e.ProductDetailsUpdated, e.VariantAdded, e.VariantPriceChanged, e.TierPriceSet,
@@ -117,10 +118,14 @@ class ProductDetails(_Projection):
                     event.is_active, list(event.tier_prices), list(event.tier_prices.values()),
                 )  # fmt: skip
             case e.VariantPriceChanged():
+                # In a new currency the kept tier prices are written with its minor digits (80.00 → 80 JPY).
                 await conn.execute(
-                    "UPDATE catalogue.product_detail_variants SET base_price = $3, currency = $4"
+                    "WITH tiers AS (UPDATE catalogue.product_detail_tier_prices SET price = round(price, $5)"
+                    " WHERE product_id = $1 AND variant_id = $2 AND $6)"
+                    " UPDATE catalogue.product_detail_variants SET base_price = $3, currency = $4"
                     " WHERE product_id = $1 AND variant_id = $2",
                     event.product_id, event.variant_id, event.new_price, event.currency,
+                    Currency(event.currency).minor_digits, event.currency != event.previous_currency,
                 )  # fmt: skip
             case e.TierPriceSet():
                 await conn.execute(

@@ -178,6 +178,23 @@ def test_projections_keep_only_their_own_tables() -> None:
 
 
 class TestProductDetail:
+    async def test_a_currency_change_writes_the_kept_tier_prices_with_the_new_minor_digits(
+        self, db: asyncpg.Pool
+    ) -> None:
+        p = Aggregate("Product")
+        only, added = variant(p, "100.00", tier_prices={"Gold": Decimal("80.00")})
+        changed = p(
+            e.VariantPriceChanged(
+                product_id=p.id, variant_id=only, previous_price=Decimal("100.00"), new_price=Decimal("15000"),
+                previous_currency="EUR", currency="JPY",
+            )
+        )  # fmt: skip
+        await apply(db, created(p), added, changed)
+        detail = await get_product(db, p.id)
+        assert detail is not None
+        wire = msgspec.json.decode(msgspec.json.encode(detail.variants[0]))
+        assert (wire["base_price"], wire["currency"], wire["tier_prices"]) == ("15000", "JPY", {"Gold": "80"})
+
     async def test_detail_holds_every_field_variants_in_order_added_and_images_by_display_order(
         self, db: asyncpg.Pool
     ) -> None:
