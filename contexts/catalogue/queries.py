@@ -138,6 +138,16 @@ def _columns(view: type[msgspec.Struct], prefix: str = "", but: tuple[str, ...] 
     return ", ".join(f"{prefix}{name}" for name in view.__struct_fields__ if name not in but)
 
 
+def _plain(row: asyncpg.Record, *money: str) -> dict[str, Any]:
+    """The row's columns with money in plain digits: asyncpg reads NUMERIC 50000 as Decimal('5E+4'),
+    which a view would send as "5E+4"."""
+    columns = dict(row)
+    for name in money:
+        if columns[name] is not None:
+            columns[name] = Decimal(f"{columns[name]:f}")
+    return columns
+
+
 def _unstorable(*values: str | None) -> bool:
     """True if a value holds U+0000: PostgreSQL text cannot, so no stored row matches it."""
     return any(value is not None and "\x00" in value for value in values)
@@ -233,7 +243,7 @@ async def list_product_cards(
     rows = await pool.fetch(
         f"{_CARDS}{where} ORDER BY created_at DESC, product_id DESC LIMIT ${len(args) + 1}", *args, limit + 1
     )
-    items = [ProductCard(**dict(row)) for row in rows[:limit]]
+    items = [ProductCard(**_plain(row, "min_price", "max_price")) for row in rows[:limit]]
     return ProductCardPage(items=items, next_cursor=_encode_cursor(items[-1]) if len(rows) > limit else None)
 
 
@@ -251,11 +261,8 @@ async def get_price_history(pool: asyncpg.Pool, product_id: str) -> PriceHistory
     rows = await pool.fetch(_PRICE_HISTORY, product_id)
     if not rows:
         return None
-    items = [
-        PriceChange(**{name: row[name] for name in PriceChange.__struct_fields__})
-        for row in rows
-        if row["variant_id"] is not None
-    ]
+    changes = [_plain(row, "previous_price", "new_price") for row in rows if row["variant_id"] is not None]
+    items = [PriceChange(**{name: c[name] for name in PriceChange.__struct_fields__}) for c in changes]
     return PriceHistory(items=items, version=rows[0]["version"])
 
 

@@ -1,0 +1,1733 @@
+"""Every catalogue route of SPEC §5 over HTTP, with the conventions of SPEC §3.
+
+One app per module runs with its workers (`run_workers=True`) on a database and Redis prefix of its own,
+so the projections catch up by themselves: reads are polled until they reflect the expected version (or,
+for reads without one, the expected content). Every test makes its own SKUs, sellers and categories, as
+the module shares one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from shopstream.app import create_app
+from shopstream.settings import Settings
+from tests.problems import assert_problem
+
+pytestmark = pytest.mark.anyio
+
+OMIT = object()
+TIMEOUT = 10.0  # seconds a read model may take to catch up
+MALFORMED = {400, 404, 409, 413, 422}
+
+
+@pytest.fixture(scope="module")
+async def api_settings(context_settings) -> Settings:
+    return await context_settings("catalogue_api")
+
+
+@pytest.fixture(scope="module")
+async def client(api_settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    async with AsyncTestClient(app=create_app(api_settings, run_workers=True), timeout=30) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def db(api_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own event loop (the app's pools live in the client's loop)."""
+    conn = await asyncpg.connect(api_settings.database_url)
+    yield conn
+    await conn.close()
+
+
+# --- request bodies --------------------------------------------------------------------------------
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}".upper()
+
+
+def _without_omitted(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not OMIT}
+
+
+def product(**overrides: Any) -> dict[str, Any]:
+    """A new product's body with a fresh SKU and a seller of its own."""
+    body: dict[str, Any] = {
+        "sku": unique("TEE"),
+        "title": "Organic cotton tee",
+        "seller_id": str(uuid.uuid4()),
+    }
+    return _without_omitted(body | overrides)
+
+
+def full_product(**overrides: Any) -> dict[str, Any]:
+    return product(
+        description="A heavyweight tee, knitted in Portugal.",
+        brand="Northwind",
+        attributes={"material": "cotton", "care": {"wash": 30}},
+        visibility="Unlisted",
+        meta_title="Organic cotton tee | Northwind",
+        meta_description="A heavyweight organic cotton tee.",
+        slug="organic-cotton-tee",
+        **overrides,
+    )
+
+
+def variant(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"variant_sku": unique("TEE-M"), "base_price": "19.99"}
+    return _without_omitted(body | overrides)
+
+
+def image(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"url": f"https://img.example.com/{uuid.uuid4().hex}.jpg", "alt_text": "Front"}
+    return _without_omitted(body | overrides)
+
+
+def category(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": f"Clothing {uuid.uuid4().hex[:8]}"}
+    return _without_omitted(body | overrides)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def assert_accepted(response: httpx.Response, version: int) -> None:
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ok", "version": version}
+    assert response.headers["etag"] == f'"{version}"'
+
+
+def assert_created(response: httpx.Response, id_field: str, version: int, location: str | None = None) -> str:
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {id_field, "version"}
+    assert body["version"] == version
+    assert is_uuid(body[id_field])
+    assert response.headers["etag"] == f'"{version}"'
+    if location is not None:
+        assert response.headers["location"] == location
+    return str(body[id_field])
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+async def create_product(client: AsyncTestClient, **overrides: Any) -> str:
+    response = await client.post("/products", json=product(**overrides))
+    assert response.status_code == 201, response.text
+    return str(response.json()["product_id"])
+
+
+async def add_variant(client: AsyncTestClient, product_id: str, **overrides: Any) -> str:
+    response = await client.post(f"/products/{product_id}/variants", json=variant(**overrides))
+    assert response.status_code == 201, response.text
+    return str(response.json()["variant_id"])
+
+
+async def add_image(client: AsyncTestClient, product_id: str, **overrides: Any) -> str:
+    response = await client.post(f"/products/{product_id}/images", json=image(**overrides))
+    assert response.status_code == 201, response.text
+    return str(response.json()["image_id"])
+
+
+async def create_category(client: AsyncTestClient, **overrides: Any) -> str:
+    response = await client.post("/categories", json=category(**overrides))
+    assert response.status_code == 201, response.text
+    return str(response.json()["category_id"])
+
+
+async def category_chain(client: AsyncTestClient, names: list[str]) -> list[str]:
+    """Categories each filed under the one before: a root, its child, its grandchild, ..."""
+    ids: list[str] = []
+    for name in names:
+        ids.append(await create_category(client, name=name, parent_category_id=ids[-1] if ids else None))
+    return ids
+
+
+async def move(client: AsyncTestClient, product_id: str, *actions: str) -> None:
+    for action in actions:
+        response = await client.put(f"/products/{product_id}/{action}")
+        assert response.status_code == 200, response.text
+
+
+LIFECYCLE = {
+    "Draft": (),
+    "Active": ("activate",),
+    "Discontinued": ("activate", "discontinue"),
+    "Archived": ("activate", "discontinue", "archive"),
+}
+
+
+async def product_in(client: AsyncTestClient, status: str, **overrides: Any) -> tuple[str, str, str, int]:
+    """A product with one variant and one image, moved to `status`: (product, variant, image, version)."""
+    product_id = await create_product(client, **overrides)
+    variant_id = await add_variant(client, product_id)
+    image_id = await add_image(client, product_id)
+    await move(client, product_id, *LIFECYCLE[status])
+    return product_id, variant_id, image_id, 3 + len(LIFECYCLE[status])
+
+
+async def until(
+    client: AsyncTestClient, path: str, holds: Callable[[Any], bool], timeout: float = TIMEOUT
+) -> httpx.Response:
+    """Poll a read until its body satisfies `holds`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(path)
+        if response.status_code == 200 and holds(response.json()):
+            return response
+        assert response.status_code in (200, 404), response.text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never got there: {response.status_code} {response.text}")
+        await asyncio.sleep(0.05)
+
+
+async def eventually(client: AsyncTestClient, path: str, version: int) -> httpx.Response:
+    """Poll a read until it reflects at least `version` of its aggregate."""
+    return await until(client, path, lambda body: body["version"] >= version)
+
+
+async def detail(client: AsyncTestClient, product_id: str, version: int) -> dict[str, Any]:
+    response = await eventually(client, f"/products/{product_id}", version)
+    body: dict[str, Any] = response.json()
+    assert body["version"] == version
+    assert response.headers["etag"] == f'"{version}"'
+    return body
+
+
+async def card(client: AsyncTestClient, seller_id: str, product_id: str, version: int) -> dict[str, Any]:
+    def has(page: Any) -> bool:
+        return any(c["product_id"] == product_id and c["version"] >= version for c in page["items"])
+
+    page = (await until(client, f"/sellers/{seller_id}/products?limit=100", has)).json()
+    found: dict[str, Any] = next(c for c in page["items"] if c["product_id"] == product_id)
+    assert found["version"] == version
+    return found
+
+
+async def card_ids(client: AsyncTestClient, query: str, expected: list[str]) -> list[str]:
+    """The product ids a card listing shows, once it shows exactly `expected` (in any order)."""
+    response = await until(
+        client,
+        f"{query}&limit=100",
+        lambda page: sorted(c["product_id"] for c in page["items"]) == sorted(expected),
+    )
+    return [c["product_id"] for c in response.json()["items"]]
+
+
+async def category_node(client: AsyncTestClient, category_id: str, version: int) -> dict[str, Any]:
+    response = await eventually(client, f"/categories/{category_id}", version)
+    assert response.headers["etag"] == f'"{version}"'
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def find_node(nodes: list[dict[str, Any]], category_id: str) -> dict[str, Any] | None:
+    for node in nodes:
+        if node["category_id"] == category_id:
+            return node
+        if (found := find_node(node["children"], category_id)) is not None:
+            return found
+    return None
+
+
+async def products_with_sku(db: asyncpg.Connection, sku: str) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM catalogue.products WHERE sku_key = $1", sku.upper()))
+
+
+async def events_of(db: asyncpg.Connection, aggregate_id: str) -> list[str]:
+    rows = await db.fetch(
+        "SELECT type FROM catalogue.outbox WHERE aggregate_id = $1 ORDER BY aggregate_version", aggregate_id
+    )
+    return [r["type"] for r in rows]
+
+
+# --- POST /products --------------------------------------------------------------------------------
+
+BAD_PRODUCTS = [
+    ({"sku": OMIT}, "sku"),
+    ({"title": OMIT}, "title"),
+    ({"sku": None}, "sku"),
+    ({"title": None}, "title"),
+    ({"colour": "navy"}, "colour"),
+    ({"status": "Active"}, "status"),
+    ({"sku": 12345}, "sku"),
+    ({"title": ["tee"]}, "title"),
+    ({"seller_id": 7}, "seller_id"),
+    ({"brand": True}, "brand"),
+    ({"attributes": "cotton"}, "attributes"),
+    ({"attributes": ["cotton"]}, "attributes"),
+    ({"visibility": None}, "visibility"),
+    ({"category_id": 42}, "category_id"),
+    ({"sku": "AB"}, "sku"),
+    ({"sku": "A" * 51}, "sku"),
+    ({"sku": "-ABC"}, "sku"),
+    ({"sku": "ABC-"}, "sku"),
+    ({"sku": "AB--C"}, "sku"),
+    ({"sku": "AB C"}, "sku"),
+    ({"sku": "AB_C"}, "sku"),
+    ({"sku": "ÄBC"}, "sku"),
+    ({"title": ""}, "title"),
+    ({"title": "   "}, "title"),
+    ({"title": "x" * 256}, "title"),
+    ({"description": "x" * 10_001}, "description"),
+    ({"brand": "x" * 101}, "brand"),
+    ({"meta_title": "x" * 71}, "meta_title"),
+    ({"meta_description": "x" * 161}, "meta_description"),
+    ({"slug": "Organic-Tee"}, "slug"),
+    ({"slug": "organic--tee"}, "slug"),
+    ({"slug": "-organic"}, "slug"),
+    ({"slug": "organic-"}, "slug"),
+    ({"slug": "organic tee"}, "slug"),
+    ({"slug": "a" * 201}, "slug"),
+    ({"visibility": "Private"}, "visibility"),
+    ({"visibility": "public"}, "visibility"),
+    ({"seller_id": "seller-1"}, "seller_id"),
+    ({"category_id": str(uuid.uuid4())}, "category_id"),
+    ({"category_id": "not-a-uuid"}, "category_id"),
+]
+
+
+class TestCreateProduct:
+    async def test_created_with_location_new_id_and_version_1(self, client):
+        response = await client.post("/products", json=product())
+        product_id = assert_created(response, "product_id", 1)
+        assert response.headers["location"] == f"/products/{product_id}"
+
+    async def test_the_detail_shows_every_field_given_as_a_draft(self, client):
+        cat = await create_category(client)
+        body = full_product(category_id=cat)
+        product_id = await create_product(client, **body)
+        shown = await detail(client, product_id, 1)
+        assert {k: shown[k] for k in body} == body
+        assert shown["product_id"] == product_id
+        assert shown["status"] == "Draft"
+        assert (shown["variants"], shown["images"]) == ([], [])
+        assert shown["updated_at"] >= shown["created_at"]
+
+    async def test_optional_fields_default(self, client):
+        product_id = await create_product(client, seller_id=OMIT)
+        shown = await detail(client, product_id, 1)
+        assert shown["visibility"] == "Public"
+        assert shown["attributes"] == {}
+        for name in (
+            "seller_id",
+            "description",
+            "category_id",
+            "brand",
+            "meta_title",
+            "meta_description",
+            "slug",
+        ):
+            assert shown[name] is None, name
+
+    async def test_limits_are_inclusive(self, client):
+        body = product(
+            sku=f"A{uuid.uuid4().hex}".upper().ljust(50, "Z"),
+            title="t" * 255,
+            description="d" * 10_000,
+            brand="b" * 100,
+            meta_title="m" * 70,
+            meta_description="m" * 160,
+            slug="s" * 200,
+        )
+        assert (await client.post("/products", json=body)).status_code == 201
+        assert (await client.post("/products", json=product(sku=uuid.uuid4().hex[:3]))).status_code == 201
+
+    @pytest.mark.parametrize("spelling", [str, str.lower, str.swapcase])
+    async def test_a_taken_sku_in_any_case_is_409(self, client, db, spelling):
+        sku = unique("Shirt")
+        await create_product(client, sku=sku)
+        problem = assert_problem(await client.post("/products", json=product(sku=spelling(sku))), 409)
+        assert problem["type"].endswith("sku-taken")
+        assert await products_with_sku(db, sku) == 1
+
+    async def test_an_inactive_category_is_409(self, client):
+        cat = await create_category(client)
+        assert_accepted(await client.put(f"/categories/{cat}/deactivate"), 2)
+        assert_problem(await client.post("/products", json=product(category_id=cat)), 409)
+
+    @pytest.mark.parametrize(("change", "field"), BAD_PRODUCTS)
+    async def test_invalid_product_is_422_naming_the_field(self, client, db, change, field):
+        body = product(**change)
+        assert_problem(await client.post("/products", json=body), 422, field)
+        if isinstance(body.get("sku"), str):
+            assert await products_with_sku(db, body["sku"]) == 0
+
+
+# --- PUT /products/{id}/details --------------------------------------------------------------------
+
+BAD_DETAILS = [
+    ({"title": ""}, "title"),
+    ({"title": None}, "title"),
+    ({"title": "x" * 256}, "title"),
+    ({"description": "x" * 10_001}, "description"),
+    ({"brand": "x" * 101}, "brand"),
+    ({"meta_title": "x" * 71}, "meta_title"),
+    ({"meta_description": "x" * 161}, "meta_description"),
+    ({"slug": "Not-Lower"}, "slug"),
+    ({"slug": "a" * 201}, "slug"),
+    ({"attributes": "x"}, "attributes"),
+    ({"title": 5}, "title"),
+    ({"sku": "NEW-SKU"}, "sku"),
+    ({"category_id": str(uuid.uuid4())}, "category_id"),
+]
+
+
+class TestUpdateProductDetails:
+    async def test_given_fields_change_and_omitted_ones_stay(self, client):
+        body = full_product()
+        product_id = await create_product(client, **body)
+        response = await client.put(
+            f"/products/{product_id}/details", json={"title": "Heavy tee", "brand": "Acme"}
+        )
+        assert_accepted(response, 2)
+        shown = await detail(client, product_id, 2)
+        assert (shown["title"], shown["brand"]) == ("Heavy tee", "Acme")
+        assert (shown["slug"], shown["description"]) == (body["slug"], body["description"])
+
+    async def test_every_detail_changes_at_once(self, client):
+        product_id = await create_product(client)
+        change = {
+            "title": "New title",
+            "description": "New description",
+            "brand": "New brand",
+            "attributes": {"fit": "slim"},
+            "meta_title": "New meta",
+            "meta_description": "New meta description",
+            "slug": "new-slug",
+        }
+        assert_accepted(await client.put(f"/products/{product_id}/details", json=change), 2)
+        shown = await detail(client, product_id, 2)
+        assert {k: shown[k] for k in change} == change
+
+    async def test_null_clears_an_optional_detail(self, client):
+        product_id = await create_product(client, **full_product())
+        clear = {
+            "description": None,
+            "brand": None,
+            "meta_title": None,
+            "meta_description": None,
+            "slug": None,
+        }
+        assert_accepted(await client.put(f"/products/{product_id}/details", json=clear), 2)
+        shown = await detail(client, product_id, 2)
+        assert {k: shown[k] for k in clear} == clear
+
+    @pytest.mark.parametrize("body", [{}, {"title": "Organic cotton tee"}])
+    async def test_a_change_to_the_same_values_keeps_the_version(self, client, db, body):
+        product_id = await create_product(client)
+        assert_accepted(await client.put(f"/products/{product_id}/details", json=body), 1)
+        assert await events_of(db, product_id) == ["catalogue.ProductCreated"]
+
+    @pytest.mark.parametrize(("change", "field"), BAD_DETAILS)
+    async def test_invalid_change_is_422_naming_the_field(self, client, db, change, field):
+        product_id = await create_product(client)
+        assert_problem(await client.put(f"/products/{product_id}/details", json=change), 422, field)
+        assert await events_of(db, product_id) == ["catalogue.ProductCreated"]
+
+
+# --- POST /products/{id}/variants ------------------------------------------------------------------
+
+BAD_PRICES = [
+    19.999,
+    "19.999",
+    "19.991",
+    0,
+    "0",
+    "0.00",
+    -1,
+    "-19.99",
+    "NaN",
+    "-NaN",
+    "sNaN",
+    "Infinity",
+    "-Infinity",
+    "inf",
+    "",
+    "19,99",
+    "abc",
+    "1000000000000",
+    True,
+    None,
+    [19.99],
+    {"amount": "19.99"},
+]
+BAD_VARIANTS = [
+    ({"variant_sku": OMIT}, "variant_sku"),
+    ({"base_price": OMIT}, "base_price"),
+    ({"price": "1.00"}, "price"),
+    ({"variant_sku": "V"}, "variant_sku"),
+    ({"variant_sku": "V--1"}, "variant_sku"),
+    ({"variant_sku": "V" * 51}, "variant_sku"),
+    ({"variant_sku": 123}, "variant_sku"),
+    ({"currency": "usd"}, "currency"),
+    ({"currency": "XXX"}, "currency"),
+    ({"currency": None}, "currency"),
+    ({"currency": 840}, "currency"),
+    ({"base_price": 1500.5, "currency": "JPY"}, "base_price"),
+    ({"base_price": "1500.5", "currency": "JPY"}, "base_price"),
+    ({"base_price": 1500.5, "currency": "KRW"}, "base_price"),
+    ({"base_price": "1500.5", "currency": "KRW"}, "base_price"),
+    ({"attributes": "red"}, "attributes"),
+    ({"weight_value": -1}, "weight_value"),
+    ({"weight_value": "heavy"}, "weight_value"),
+    ({"weight_value": "NaN"}, "weight_value"),
+    ({"weight_value": "0.0000001"}, "weight_value"),
+    ({"weight_unit": "stone"}, "weight_unit"),
+    ({"weight_unit": "KG"}, "weight_unit"),
+    ({"length": -0.5}, "length"),
+    ({"width": "-1"}, "width"),
+    ({"height": "Infinity"}, "height"),
+    ({"dimension_unit": "mm"}, "dimension_unit"),
+    ({"dimension_unit": None}, "dimension_unit"),
+    ({"is_active": False}, "is_active"),
+]
+
+
+class TestAddVariant:
+    async def test_created_with_the_new_variant_id_and_the_product_version(self, client):
+        product_id = await create_product(client)
+        response = await client.post(f"/products/{product_id}/variants", json=variant())
+        assert_created(response, "variant_id", 2, f"/products/{product_id}")
+
+    async def test_every_field_is_kept_and_money_and_measures_read_back_as_decimal_strings(self, client):
+        product_id = await create_product(client)
+        body = variant(
+            base_price=19.9,
+            currency="EUR",
+            attributes={"size": "M", "colour": "navy"},
+            weight_value=0.25,
+            weight_unit="lb",
+            length="30",
+            width=20.5,
+            height="2.125",
+            dimension_unit="in",
+        )
+        variant_id = await add_variant(client, product_id, **body)
+        (shown,) = (await detail(client, product_id, 2))["variants"]
+        assert shown == {
+            "variant_id": variant_id,
+            "variant_sku": body["variant_sku"],
+            "attributes": body["attributes"],
+            "base_price": "19.90",
+            "currency": "EUR",
+            "tier_prices": {},
+            "weight_value": "0.25",
+            "weight_unit": "lb",
+            "length": "30",
+            "width": "20.5",
+            "height": "2.125",
+            "dimension_unit": "in",
+            "is_active": True,
+        }
+
+    async def test_defaults_are_usd_kg_and_cm(self, client):
+        product_id = await create_product(client)
+        await add_variant(client, product_id)
+        (shown,) = (await detail(client, product_id, 2))["variants"]
+        assert (shown["currency"], shown["weight_unit"], shown["dimension_unit"]) == ("USD", "kg", "cm")
+        assert shown["weight_value"] is shown["length"] is shown["width"] is shown["height"] is None
+
+    @pytest.mark.parametrize(
+        ("price", "currency", "shown"),
+        [
+            (19.9, "USD", "19.90"),
+            ("19.9", "USD", "19.90"),
+            (19.99, "USD", "19.99"),
+            ("19.990", "USD", "19.99"),
+            (5, "GBP", "5.00"),
+            (1500, "JPY", "1500"),
+            ("1500", "JPY", "1500"),
+            ("1500.00", "JPY", "1500"),
+            (1.5e3, "KRW", "1500"),
+            (50000, "KRW", "50000"),
+            ("120000", "JPY", "120000"),
+            ("10000.00", "USD", "10000.00"),
+            ("999999999999.99", "USD", "999999999999.99"),
+            ("0.01", "USD", "0.01"),
+        ],
+    )
+    async def test_money_is_exact_end_to_end(self, client, price, currency, shown):
+        product_id = await create_product(client)
+        seller = (await detail(client, product_id, 1))["seller_id"]
+        await add_variant(client, product_id, base_price=price, currency=currency)
+        (read,) = (await detail(client, product_id, 2))["variants"]
+        assert (read["base_price"], read["currency"]) == (shown, currency)
+        listed = await card(client, seller, product_id, 2)
+        assert (listed["min_price"], listed["max_price"], listed["currency"]) == (shown, shown, currency)
+
+    @pytest.mark.parametrize("price", BAD_PRICES, ids=repr)
+    async def test_a_price_that_is_not_a_positive_amount_of_the_currency_is_422(self, client, price):
+        product_id = await create_product(client)
+        response = await client.post(f"/products/{product_id}/variants", json=variant(base_price=price))
+        assert_problem(response, 422, "base_price")
+
+    @pytest.mark.parametrize(("change", "field"), BAD_VARIANTS)
+    async def test_invalid_variant_is_422_naming_the_field(self, client, db, change, field):
+        product_id = await create_product(client)
+        response = await client.post(f"/products/{product_id}/variants", json=variant(**change))
+        assert_problem(response, 422, field)
+        assert await events_of(db, product_id) == ["catalogue.ProductCreated"]
+
+    @pytest.mark.parametrize("spelling", [str, str.lower])
+    async def test_a_variant_sku_taken_in_the_same_product_is_409(self, client, spelling):
+        product_id = await create_product(client)
+        sku = unique("Var")
+        await add_variant(client, product_id, variant_sku=sku)
+        response = await client.post(
+            f"/products/{product_id}/variants", json=variant(variant_sku=spelling(sku))
+        )
+        assert_problem(response, 409)
+
+    @pytest.mark.parametrize("spelling", [str, str.lower, str.swapcase])
+    async def test_a_variant_sku_taken_by_another_product_is_409(self, client, db, spelling):
+        first, second = await create_product(client), await create_product(client)
+        sku = unique("Var")
+        await add_variant(client, first, variant_sku=sku)
+        response = await client.post(f"/products/{second}/variants", json=variant(variant_sku=spelling(sku)))
+        problem = assert_problem(response, 409)
+        assert problem["type"].endswith("variant-sku-taken")
+        assert await events_of(db, second) == ["catalogue.ProductCreated"]
+
+    async def test_a_variant_in_another_currency_than_the_others_is_409(self, client):
+        product_id = await create_product(client)
+        await add_variant(client, product_id, currency="EUR")
+        response = await client.post(f"/products/{product_id}/variants", json=variant(currency="USD"))
+        assert_problem(response, 409)
+
+
+# --- PUT /products/{id}/variants/{variant_id}/price ------------------------------------------------
+
+
+class TestChangeVariantPrice:
+    async def test_the_new_price_is_shown_and_recorded(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price="24.99")
+        path = f"/products/{product_id}/variants/{variant_id}/price"
+        assert_accepted(await client.put(path, json={"base_price": 19.9}), 3)
+        (shown,) = (await detail(client, product_id, 3))["variants"]
+        assert shown["base_price"] == "19.90"
+        history = (await eventually(client, f"/products/{product_id}/price-history", 3)).json()
+        (change,) = history["items"]
+        assert (change["variant_id"], change["previous_price"], change["new_price"], change["currency"]) == (
+            variant_id,
+            "24.99",
+            "19.90",
+            "USD",
+        )
+
+    async def test_tier_prices_are_kept(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price="20.00")
+        await client.put(
+            f"/products/{product_id}/variants/{variant_id}/tier-price",
+            json={"tier": "Gold", "price": "15.00"},
+        )
+        path = f"/products/{product_id}/variants/{variant_id}/price"
+        assert_accepted(await client.put(path, json={"base_price": "15.01"}), 4)
+        (shown,) = (await detail(client, product_id, 4))["variants"]
+        assert shown["tier_prices"] == {"Gold": "15.00"}
+
+    @pytest.mark.parametrize("price", ["15.00", "14.99", "1"])
+    async def test_a_base_price_not_above_every_tier_price_is_409(self, client, db, price):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price="20.00")
+        tier = f"/products/{product_id}/variants/{variant_id}/tier-price"
+        assert_accepted(await client.put(tier, json={"tier": "Silver", "price": "15.00"}), 3)
+        response = await client.put(
+            f"/products/{product_id}/variants/{variant_id}/price", json={"base_price": price}
+        )
+        problem = assert_problem(response, 409)
+        assert problem["type"].endswith("tier-price-not-below-base")
+        assert len(await events_of(db, product_id)) == 3
+
+    async def test_the_same_price_keeps_the_version(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price="20")
+        path = f"/products/{product_id}/variants/{variant_id}/price"
+        assert_accepted(await client.put(path, json={"base_price": "20.00"}), 2)
+
+    async def test_the_currency_of_one_of_several_variants_cannot_change(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id)
+        await add_variant(client, product_id)
+        path = f"/products/{product_id}/variants/{variant_id}/price"
+        assert_problem(await client.put(path, json={"base_price": "19.99", "currency": "EUR"}), 409)
+
+    async def test_the_currency_of_a_single_variant_may_change(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id)
+        path = f"/products/{product_id}/variants/{variant_id}/price"
+        assert_accepted(await client.put(path, json={"base_price": 2500, "currency": "JPY"}), 3)
+        (shown,) = (await detail(client, product_id, 3))["variants"]
+        assert (shown["base_price"], shown["currency"]) == ("2500", "JPY")
+
+    @pytest.mark.parametrize("price", BAD_PRICES, ids=repr)
+    async def test_an_invalid_price_is_422(self, client, price):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id)
+        path = f"/products/{product_id}/variants/{variant_id}/price"
+        assert_problem(await client.put(path, json={"base_price": price}), 422, "base_price")
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({}, "base_price"),
+            ({"base_price": "10", "currency": "XXX"}, "currency"),
+            ({"base_price": "10", "tier": "Gold"}, "tier"),
+            ({"base_price": "10.5", "currency": "JPY"}, "base_price"),
+        ],
+    )
+    async def test_an_invalid_change_is_422_naming_the_field(self, client, body, field):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id)
+        assert_problem(
+            await client.put(f"/products/{product_id}/variants/{variant_id}/price", json=body), 422, field
+        )
+
+
+# --- PUT /products/{id}/variants/{variant_id}/tier-price -------------------------------------------
+
+
+class TestSetTierPrice:
+    async def test_tier_prices_are_shown_with_the_variant(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price="20")
+        path = f"/products/{product_id}/variants/{variant_id}/tier-price"
+        assert_accepted(await client.put(path, json={"tier": "Silver", "price": 18}), 3)
+        assert_accepted(await client.put(path, json={"tier": "Gold", "price": "17.5"}), 4)
+        assert_accepted(await client.put(path, json={"tier": "Platinum", "price": 15.25}), 5)
+        assert_accepted(await client.put(path, json={"tier": "Gold", "price": "16.99"}), 6)
+        (shown,) = (await detail(client, product_id, 6))["variants"]
+        assert shown["tier_prices"] == {"Silver": "18.00", "Gold": "16.99", "Platinum": "15.25"}
+
+    @pytest.mark.parametrize("price", ["20.00", "20", "20.01", "100"])
+    async def test_a_tier_price_not_below_the_base_price_is_409(self, client, price):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price="20")
+        path = f"/products/{product_id}/variants/{variant_id}/tier-price"
+        assert_problem(await client.put(path, json={"tier": "Gold", "price": price}), 409)
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"tier": "Standard", "price": "10"}, "tier"),
+            ({"tier": "gold", "price": "10"}, "tier"),
+            ({"tier": "Diamond", "price": "10"}, "tier"),
+            ({"tier": None, "price": "10"}, "tier"),
+            ({"price": "10"}, "tier"),
+            ({"tier": "Gold"}, "price"),
+            ({"tier": "Gold", "price": "0"}, "price"),
+            ({"tier": "Gold", "price": -5}, "price"),
+            ({"tier": "Gold", "price": "9.999"}, "price"),
+            ({"tier": "Gold", "price": 9.999}, "price"),
+            ({"tier": "Gold", "price": "NaN"}, "price"),
+            ({"tier": "Gold", "price": "10", "currency": "USD"}, "currency"),
+        ],
+    )
+    async def test_an_invalid_tier_price_is_422_naming_the_field(self, client, body, field):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price="20")
+        path = f"/products/{product_id}/variants/{variant_id}/tier-price"
+        assert_problem(await client.put(path, json=body), 422, field)
+
+    async def test_a_jpy_tier_price_has_no_minor_digits(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price=1500, currency="JPY")
+        path = f"/products/{product_id}/variants/{variant_id}/tier-price"
+        assert_problem(await client.put(path, json={"tier": "Gold", "price": 1400.5}), 422, "price")
+        assert_accepted(await client.put(path, json={"tier": "Gold", "price": 1400}), 3)
+
+
+# --- POST /products/{id}/images, DELETE /products/{id}/images/{image_id} ----------------------------
+
+BAD_IMAGES = [
+    ({"url": OMIT}, "url"),
+    ({"url": None}, "url"),
+    ({"url": ""}, "url"),
+    ({"url": "ftp://img.example.com/a.jpg"}, "url"),
+    ({"url": "img.example.com/a.jpg"}, "url"),
+    ({"url": "https://"}, "url"),
+    ({"url": "https://img.example.com/a b.jpg"}, "url"),
+    ({"url": "https://img.example.com:99999/a.jpg"}, "url"),
+    ({"url": "javascript:alert(1)"}, "url"),
+    ({"url": "https://img.example.com/" + "a" * 477}, "url"),  # 501 characters
+    ({"url": 42}, "url"),
+    ({"alt_text": "x" * 256}, "alt_text"),
+    ({"alt_text": 5}, "alt_text"),
+    ({"is_primary": "yes"}, "is_primary"),
+    ({"is_primary": 1}, "is_primary"),
+    ({"display_order": 3}, "display_order"),
+]
+
+
+class TestAddProductImage:
+    async def test_created_with_the_new_image_id_and_the_product_version(self, client):
+        product_id = await create_product(client)
+        response = await client.post(f"/products/{product_id}/images", json=image())
+        assert_created(response, "image_id", 2, f"/products/{product_id}")
+
+    async def test_the_first_image_is_primary_and_images_are_in_display_order(self, client):
+        product_id = await create_product(client)
+        bodies = [image(alt_text=f"View {n}") for n in range(3)]
+        ids = [await add_image(client, product_id, **body) for body in bodies]
+        shown = (await detail(client, product_id, 4))["images"]
+        assert [i["image_id"] for i in shown] == ids
+        assert [i["display_order"] for i in shown] == [0, 1, 2]
+        assert [i["is_primary"] for i in shown] == [True, False, False]
+        assert [(i["url"], i["alt_text"]) for i in shown] == [(b["url"], b["alt_text"]) for b in bodies]
+
+    async def test_adding_with_is_primary_moves_the_flag(self, client):
+        product_id = await create_product(client)
+        await add_image(client, product_id)
+        second = await add_image(client, product_id, is_primary=True)
+        shown = (await detail(client, product_id, 3))["images"]
+        assert [i["is_primary"] for i in shown] == [False, True]
+        assert shown[1]["image_id"] == second
+
+    async def test_a_url_of_500_characters_is_accepted(self, client):
+        product_id = await create_product(client)
+        await add_image(client, product_id, url="https://img.example.com/" + "a" * 476, alt_text="x" * 255)
+
+    async def test_the_eleventh_image_is_409(self, client, db):
+        product_id = await create_product(client)
+        for _ in range(10):
+            await add_image(client, product_id)
+        problem = assert_problem(await client.post(f"/products/{product_id}/images", json=image()), 409)
+        assert problem["type"].endswith("image-limit-reached")
+        assert len(await events_of(db, product_id)) == 11
+
+    @pytest.mark.parametrize(("change", "field"), BAD_IMAGES)
+    async def test_invalid_image_is_422_naming_the_field(self, client, change, field):
+        product_id = await create_product(client)
+        response = await client.post(f"/products/{product_id}/images", json=image(**change))
+        assert_problem(response, 422, field)
+
+
+class TestRemoveProductImage:
+    async def test_removing_another_image_keeps_the_primary(self, client):
+        product_id = await create_product(client)
+        first, second = await add_image(client, product_id), await add_image(client, product_id)
+        assert_accepted(await client.delete(f"/products/{product_id}/images/{second}"), 4)
+        shown = (await detail(client, product_id, 4))["images"]
+        assert [(i["image_id"], i["is_primary"]) for i in shown] == [(first, True)]
+
+    async def test_removing_the_primary_makes_the_first_remaining_image_primary(self, client):
+        product_id = await create_product(client)
+        ids = [await add_image(client, product_id) for _ in range(3)]
+        assert_accepted(await client.delete(f"/products/{product_id}/images/{ids[0]}"), 5)
+        shown = (await detail(client, product_id, 5))["images"]
+        assert [(i["image_id"], i["is_primary"]) for i in shown] == [(ids[1], True), (ids[2], False)]
+
+    async def test_the_last_image_may_be_removed(self, client):
+        product_id = await create_product(client)
+        only = await add_image(client, product_id)
+        assert_accepted(await client.delete(f"/products/{product_id}/images/{only}"), 3)
+        assert (await detail(client, product_id, 3))["images"] == []
+
+    @pytest.mark.parametrize("image_id", [str(uuid.uuid4()), "not-an-image"])
+    async def test_unknown_image_is_404(self, client, image_id):
+        product_id = await create_product(client)
+        await add_image(client, product_id)
+        assert_problem(await client.delete(f"/products/{product_id}/images/{image_id}"), 404)
+
+    async def test_an_image_cannot_be_removed_twice(self, client):
+        product_id = await create_product(client)
+        image_id = await add_image(client, product_id)
+        assert_accepted(await client.delete(f"/products/{product_id}/images/{image_id}"), 3)
+        assert_problem(await client.delete(f"/products/{product_id}/images/{image_id}"), 404)
+
+    async def test_another_products_image_is_404(self, client):
+        product_id, other = await create_product(client), await create_product(client)
+        image_id = await add_image(client, other)
+        assert_problem(await client.delete(f"/products/{product_id}/images/{image_id}"), 404)
+
+
+# --- lifecycle -------------------------------------------------------------------------------------
+
+NOT_ALLOWED = [
+    ("Draft", "discontinue"),
+    ("Draft", "archive"),
+    ("Active", "activate"),
+    ("Active", "archive"),
+    ("Discontinued", "activate"),
+    ("Discontinued", "discontinue"),
+]
+
+
+class TestLifecycle:
+    async def test_draft_to_active_to_discontinued_to_archived(self, client):
+        product_id, _, _, version = await product_in(client, "Draft")
+        for action, status in [
+            ("activate", "Active"),
+            ("discontinue", "Discontinued"),
+            ("archive", "Archived"),
+        ]:
+            version += 1
+            assert_accepted(await client.put(f"/products/{product_id}/{action}"), version)
+            assert (await detail(client, product_id, version))["status"] == status
+
+    async def test_activating_without_a_variant_is_409(self, client, db):
+        product_id = await create_product(client)
+        problem = assert_problem(await client.put(f"/products/{product_id}/activate"), 409)
+        assert problem["type"].endswith("variant-required")
+        assert await events_of(db, product_id) == ["catalogue.ProductCreated"]
+
+    @pytest.mark.parametrize(("status", "action"), NOT_ALLOWED)
+    async def test_a_transition_not_in_the_lifecycle_is_409(self, client, status, action):
+        product_id, *_ = await product_in(client, status)
+        problem = assert_problem(await client.put(f"/products/{product_id}/{action}"), 409)
+        assert problem["type"].endswith("transition-not-allowed")
+
+    async def test_an_active_product_still_takes_variants_and_price_changes(self, client):
+        product_id, variant_id, _, version = await product_in(client, "Active")
+        assert (await client.post(f"/products/{product_id}/variants", json=variant())).status_code == 201
+        path = f"/products/{product_id}/variants/{variant_id}/price"
+        assert_accepted(await client.put(path, json={"base_price": "9.99"}), version + 2)
+
+
+PRODUCT_COMMANDS = [
+    ("PUT", "/details"),
+    ("POST", "/variants"),
+    ("PUT", "/variants/{variant_id}/price"),
+    ("PUT", "/variants/{variant_id}/tier-price"),
+    ("POST", "/images"),
+    ("DELETE", "/images/{image_id}"),
+    ("PUT", "/activate"),
+    ("PUT", "/discontinue"),
+    ("PUT", "/archive"),
+]
+
+
+def command_body(suffix: str) -> dict[str, Any] | None:
+    """A valid body for the product command at `suffix` (one of PRODUCT_COMMANDS), fresh SKUs included."""
+    bodies: dict[str, Callable[[], dict[str, Any] | None]] = {
+        "/details": lambda: {"title": "Renamed"},
+        "/variants": variant,
+        "/variants/{variant_id}/price": lambda: {"base_price": "29.99"},
+        "/variants/{variant_id}/tier-price": lambda: {"tier": "Gold", "price": "9.99"},
+        "/images": image,
+    }
+    return bodies.get(suffix, lambda: None)()
+
+
+class TestArchivedProduct:
+    @pytest.mark.parametrize(("method", "suffix"), PRODUCT_COMMANDS)
+    async def test_an_archived_product_refuses_every_command_with_409(self, client, db, method, suffix):
+        product_id, variant_id, image_id, version = await product_in(client, "Archived")
+        body = command_body(suffix)
+        path = suffix.format(variant_id=variant_id, image_id=image_id)
+        response = await client.request(method, f"/products/{product_id}{path}", json=body)
+        problem = assert_problem(response, 409)
+        assert problem["type"].endswith("product-archived")
+        assert len(await events_of(db, product_id)) == version
+
+
+# --- unknown products, variants, categories --------------------------------------------------------
+
+NOT_IDS = [str(uuid.uuid4()), "not-a-uuid", "12345", "%00", "0" * 300]
+
+
+class TestUnknownIds:
+    @pytest.mark.parametrize("product_id", NOT_IDS)
+    @pytest.mark.parametrize(("method", "suffix"), PRODUCT_COMMANDS)
+    async def test_commands_on_an_unknown_or_malformed_product_id_are_404(
+        self, client, product_id, method, suffix
+    ):
+        variant_id, image_id = str(uuid.uuid4()), str(uuid.uuid4())
+        body = command_body(suffix)
+        path = suffix.format(variant_id=variant_id, image_id=image_id)
+        assert_problem(await client.request(method, f"/products/{product_id}{path}", json=body), 404)
+
+    @pytest.mark.parametrize("product_id", NOT_IDS)
+    @pytest.mark.parametrize("suffix", ["", "/price-history"])
+    async def test_reads_of_an_unknown_or_malformed_product_id_are_404(self, client, product_id, suffix):
+        assert_problem(await client.get(f"/products/{product_id}{suffix}"), 404)
+
+    @pytest.mark.parametrize("variant_id", [str(uuid.uuid4()), "not-a-variant"])
+    @pytest.mark.parametrize(
+        ("suffix", "body"),
+        [("price", {"base_price": "9.99"}), ("tier-price", {"tier": "Gold", "price": "1"})],
+    )
+    async def test_an_unknown_variant_is_404(self, client, variant_id, suffix, body):
+        product_id = await create_product(client)
+        await add_variant(client, product_id)
+        assert_problem(
+            await client.put(f"/products/{product_id}/variants/{variant_id}/{suffix}", json=body), 404
+        )
+
+    async def test_another_products_variant_is_404(self, client):
+        product_id, other = await create_product(client), await create_product(client)
+        variant_id = await add_variant(client, other)
+        path = f"/products/{product_id}/variants/{variant_id}/price"
+        assert_problem(await client.put(path, json={"base_price": "9.99"}), 404)
+
+    @pytest.mark.parametrize("category_id", NOT_IDS)
+    @pytest.mark.parametrize(
+        ("suffix", "body"),
+        [("", {"name": "X"}), ("/reorder", {"new_display_order": 1}), ("/deactivate", None)],
+    )
+    async def test_commands_on_an_unknown_or_malformed_category_id_are_404(
+        self, client, category_id, suffix, body
+    ):
+        assert_problem(await client.put(f"/categories/{category_id}{suffix}", json=body), 404)
+
+    @pytest.mark.parametrize("category_id", NOT_IDS)
+    async def test_a_read_of_an_unknown_or_malformed_category_id_is_404(self, client, category_id):
+        assert_problem(await client.get(f"/categories/{category_id}"), 404)
+
+    @pytest.mark.parametrize("seller_id", ["not-a-uuid", "%00"])
+    async def test_a_malformed_seller_id_is_404(self, client, seller_id):
+        assert_problem(await client.get(f"/sellers/{seller_id}/products"), 404)
+
+    async def test_an_unknown_seller_has_no_products(self, client):
+        response = await client.get(f"/sellers/{uuid.uuid4()}/products")
+        assert response.status_code == 200
+        assert response.json() == {"items": [], "next_cursor": None}
+
+
+# --- If-Match, ETag, Idempotency-Key ---------------------------------------------------------------
+
+STATUS_FOR = {"/activate": "Draft", "/discontinue": "Active", "/archive": "Discontinued"}
+
+
+class TestIfMatch:
+    @pytest.mark.parametrize(("method", "suffix"), PRODUCT_COMMANDS)
+    async def test_every_product_command_honours_if_match(self, client, db, method, suffix):
+        product_id, variant_id, image_id, version = await product_in(client, STATUS_FOR.get(suffix, "Draft"))
+        body = command_body(suffix)
+        path = suffix.format(variant_id=variant_id, image_id=image_id)
+        url = f"/products/{product_id}{path}"
+        stale = await client.request(method, url, json=body, headers={"If-Match": f'"{version - 1}"'})
+        assert_problem(stale, 412)
+        assert len(await events_of(db, product_id)) == version
+        fresh = await client.request(method, url, json=body, headers={"If-Match": f'"{version}"'})
+        assert fresh.status_code in (200, 201), fresh.text
+        assert fresh.json()["version"] == version + 1
+
+    @pytest.mark.parametrize(
+        ("suffix", "body"),
+        [("", {"name": "Renamed"}), ("/reorder", {"new_display_order": 4}), ("/deactivate", None)],
+    )
+    async def test_every_category_command_honours_if_match(self, client, suffix, body):
+        category_id = await create_category(client)
+        path = f"/categories/{category_id}{suffix}"
+        for tag in ('"2"', '"0"', "garbage"):
+            assert_problem(await client.put(path, json=body, headers={"If-Match": tag}), 412)
+        assert_accepted(await client.put(path, json=body, headers={"If-Match": '"1"'}), 2)
+
+    async def test_read_etags_are_the_version_and_feed_the_next_if_match(self, client):
+        product_id = await create_product(client)
+        await add_variant(client, product_id)
+        read = await eventually(client, f"/products/{product_id}", 2)
+        tag = read.headers["etag"]
+        assert tag == f'"{read.json()["version"]}"' == '"2"'
+        history = await eventually(client, f"/products/{product_id}/price-history", 2)
+        assert history.headers["etag"] == tag
+        path = f"/products/{product_id}/details"
+        assert_accepted(await client.put(path, json={"title": "A"}, headers={"If-Match": tag}), 3)
+        assert_problem(await client.put(path, json={"title": "B"}, headers={"If-Match": tag}), 412)
+
+
+class TestIdempotencyKey:
+    async def test_a_retried_creation_returns_the_first_response_and_creates_one_product(self, client, db):
+        body, headers = product(), {"Idempotency-Key": f"create-{uuid.uuid4()}"}
+        first = await client.post("/products", json=body, headers=headers)
+        again = await client.post("/products", json=body, headers=headers)
+        assert first.status_code == again.status_code == 201
+        assert first.json() == again.json()
+        assert first.headers["location"] == again.headers["location"]
+        assert await products_with_sku(db, body["sku"]) == 1
+
+    async def test_the_same_key_with_another_body_is_422(self, client, db):
+        headers = {"Idempotency-Key": f"create-{uuid.uuid4()}"}
+        assert (await client.post("/products", json=product(), headers=headers)).status_code == 201
+        other = product()
+        assert_problem(await client.post("/products", json=other, headers=headers), 422)
+        assert await products_with_sku(db, other["sku"]) == 0
+
+    async def test_a_retried_variant_returns_the_same_variant_id(self, client, db):
+        product_id = await create_product(client)
+        body, headers = variant(), {"Idempotency-Key": f"variant-{uuid.uuid4()}"}
+        first = await client.post(f"/products/{product_id}/variants", json=body, headers=headers)
+        again = await client.post(f"/products/{product_id}/variants", json=body, headers=headers)
+        assert first.status_code == again.status_code == 201
+        assert first.json() == again.json()
+        assert len(await events_of(db, product_id)) == 2
+
+
+# --- bodies that are not JSON objects --------------------------------------------------------------
+
+BODY_ROUTES = [
+    ("POST", "/products"),
+    ("PUT", "/products/{product_id}/details"),
+    ("POST", "/products/{product_id}/variants"),
+    ("PUT", "/products/{product_id}/variants/{variant_id}/price"),
+    ("PUT", "/products/{product_id}/variants/{variant_id}/tier-price"),
+    ("POST", "/products/{product_id}/images"),
+    ("POST", "/categories"),
+    ("PUT", "/categories/{category_id}"),
+    ("PUT", "/categories/{category_id}/reorder"),
+]
+NOT_OBJECTS = [b"{not json", b"", b"[]", b'"x"', b"42", b"null", b"true", b"{", b"\xff\xfe"]
+
+
+@pytest.fixture(scope="module")
+async def existing(client) -> dict[str, str]:
+    """One product with a variant and an image, and one category, for requests that must not succeed."""
+    product_id = await create_product(client)
+    return {
+        "product_id": product_id,
+        "variant_id": await add_variant(client, product_id, base_price="50.00"),
+        "image_id": await add_image(client, product_id),
+        "category_id": await create_category(client),
+    }
+
+
+class TestBodyThatIsNotAJsonObject:
+    @pytest.mark.parametrize("body", NOT_OBJECTS)
+    @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+    async def test_is_400(self, client, existing, method, path, body):
+        response = await client.request(
+            method, path.format(**existing), content=body, headers={"content-type": "application/json"}
+        )
+        assert_problem(response, 400)
+
+    async def test_a_body_over_one_mebibyte_is_413(self, client):
+        assert_problem(await client.post("/products", json=product(description="x" * (1024 * 1024 + 1))), 413)
+
+
+# --- GET /products/{id} ----------------------------------------------------------------------------
+
+
+class TestProductDetail:
+    async def test_every_field_with_variants_tier_prices_and_images_in_display_order(self, client):
+        cat = await create_category(client)
+        body = full_product(category_id=cat)
+        product_id = await create_product(client, **body)
+        small = await add_variant(client, product_id, base_price="20", attributes={"size": "S"})
+        large = await add_variant(client, product_id, base_price="25.5", attributes={"size": "L"})
+        await client.put(
+            f"/products/{product_id}/variants/{large}/tier-price", json={"tier": "Gold", "price": "22"}
+        )
+        front = await add_image(client, product_id)
+        back = await add_image(client, product_id, is_primary=True)
+        shown = await detail(client, product_id, 6)
+        assert set(shown) == {
+            "product_id", "sku", "seller_id", "title", "description", "category_id", "brand", "attributes",
+            "visibility", "meta_title", "meta_description", "slug", "status", "variants", "images",
+            "created_at", "updated_at", "version",
+        }  # fmt: skip
+        assert {k: shown[k] for k in body} == body
+        assert [(v["variant_id"], v["base_price"], v["tier_prices"]) for v in shown["variants"]] == [
+            (small, "20.00", {}),
+            (large, "25.50", {"Gold": "22.00"}),
+        ]
+        assert [(i["image_id"], i["is_primary"], i["display_order"]) for i in shown["images"]] == [
+            (front, False, 0),
+            (back, True, 1),
+        ]
+        assert shown["updated_at"] > shown["created_at"]
+
+    async def test_an_uppercase_id_names_the_same_product(self, client):
+        product_id = await create_product(client)
+        await eventually(client, f"/products/{product_id}", 1)
+        response = await client.get(f"/products/{product_id.upper()}")
+        assert response.status_code == 200
+        assert response.json()["product_id"] == product_id
+
+
+# --- GET /products, GET /sellers/{id}/products -----------------------------------------------------
+
+
+class TestProductCards:
+    async def test_a_card_shows_the_product_at_a_glance(self, client):
+        cat = await create_category(client)
+        body = product(category_id=cat, brand="Northwind")
+        product_id = await create_product(client, **body)
+        shown = await card(client, body["seller_id"], product_id, 1)
+        assert set(shown) == {
+            "product_id", "sku", "title", "brand", "category_id", "seller_id", "primary_image_url", "min_price",
+            "max_price", "currency", "status", "variant_count", "created_at", "version",
+        }  # fmt: skip
+        assert {k: shown[k] for k in ("sku", "title", "brand", "category_id", "seller_id")} == {
+            k: body[k] for k in ("sku", "title", "brand", "category_id", "seller_id")
+        }
+        assert (shown["status"], shown["variant_count"], shown["primary_image_url"]) == ("Draft", 0, None)
+        assert shown["min_price"] is shown["max_price"] is shown["currency"] is None
+
+    async def test_min_and_max_are_exact_after_a_cut_a_raise_and_a_new_variant(self, client):
+        seller = str(uuid.uuid4())
+        product_id = await create_product(client, seller_id=seller)
+        first = await add_variant(client, product_id, base_price="20")
+        second = await add_variant(client, product_id, base_price="30")
+        shown = await card(client, seller, product_id, 3)
+        assert (shown["min_price"], shown["max_price"], shown["variant_count"]) == ("20.00", "30.00", 2)
+        await client.put(f"/products/{product_id}/variants/{second}/price", json={"base_price": "15"})
+        shown = await card(client, seller, product_id, 4)
+        assert (shown["min_price"], shown["max_price"]) == ("15.00", "20.00")
+        await client.put(f"/products/{product_id}/variants/{first}/price", json={"base_price": 25.5})
+        shown = await card(client, seller, product_id, 5)
+        assert (shown["min_price"], shown["max_price"]) == ("15.00", "25.50")
+        await add_variant(client, product_id, base_price="40.01")
+        shown = await card(client, seller, product_id, 6)
+        assert (shown["min_price"], shown["max_price"], shown["variant_count"]) == ("15.00", "40.01", 3)
+        assert shown["currency"] == "USD"
+
+    async def test_the_primary_image_follows_the_flag(self, client):
+        seller = str(uuid.uuid4())
+        product_id = await create_product(client, seller_id=seller)
+        first, second = image(), image(is_primary=True)
+        await add_image(client, product_id, **first)
+        assert (await card(client, seller, product_id, 2))["primary_image_url"] == first["url"]
+        second_id = await add_image(client, product_id, **second)
+        assert (await card(client, seller, product_id, 3))["primary_image_url"] == second["url"]
+        await client.delete(f"/products/{product_id}/images/{second_id}")
+        assert (await card(client, seller, product_id, 4))["primary_image_url"] == first["url"]
+
+    async def test_filters_by_category_seller_and_status(self, client):
+        cat, seller = await create_category(client), str(uuid.uuid4())
+        active, *_ = await product_in(client, "Active", category_id=cat, seller_id=seller)
+        elsewhere = await create_product(client, category_id=cat)
+        unfiled = await create_product(client, seller_id=seller)
+        assert set(await card_ids(client, f"/products?category_id={cat}", [active, elsewhere])) == {
+            active,
+            elsewhere,
+        }
+        assert set(await card_ids(client, f"/products?seller_id={seller}", [active, unfiled])) == {
+            active,
+            unfiled,
+        }
+        assert await card_ids(client, f"/products?category_id={cat}&status=Active", [active]) == [active]
+        assert await card_ids(client, f"/products?seller_id={seller}&status=Draft", [unfiled]) == [unfiled]
+        assert await card_ids(client, f"/products?seller_id={seller.upper()}&status=Draft", [unfiled]) == [
+            unfiled
+        ]
+        assert await card_ids(client, f"/sellers/{seller}/products?status=Active", [active]) == [active]
+        assert await card_ids(client, f"/products?seller_id={seller}&status=Archived", []) == []
+
+    @pytest.mark.parametrize("base", ["/products?seller_id={seller}", "/sellers/{seller}/products?"])
+    async def test_pages_show_every_product_exactly_once_newest_first(self, client, base):
+        seller = str(uuid.uuid4())
+        made = [await create_product(client, seller_id=seller) for _ in range(7)]
+        everything = await card_ids(client, base.format(seller=seller), made)
+        pages, cursor = [], None
+        while True:
+            query = base.format(seller=seller) + "&limit=3" + (f"&cursor={cursor}" if cursor else "")
+            response = await client.get(query)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            pages.append([c["product_id"] for c in page["items"]])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert [len(p) for p in pages] == [3, 3, 1]
+        assert [pid for p in pages for pid in p] == everything == made[::-1]
+
+    async def test_the_default_page_holds_20(self, client):
+        seller = str(uuid.uuid4())
+        made = [await create_product(client, seller_id=seller) for _ in range(21)]
+        await card_ids(client, f"/sellers/{seller}/products?", made)
+        page = (await client.get(f"/sellers/{seller}/products")).json()
+        assert len(page["items"]) == 20 and page["next_cursor"] is not None
+
+    @pytest.mark.parametrize(
+        ("query", "field"),
+        [
+            ("limit=0", "limit"),
+            ("limit=101", "limit"),
+            ("limit=x", "limit"),
+            ("limit=-1", "limit"),
+            ("status=Deleted", "status"),
+            ("status=active", "status"),
+            ("category_id=clothing", "category_id"),
+            ("seller_id=seller-1", "seller_id"),
+            ("seller_id=%00", "seller_id"),
+            ("cursor=garbage", "cursor"),
+            ("cursor=%00", "cursor"),
+            ("cursor=eyJ4IjoxfQ", "cursor"),  # base64 of {"x":1}
+            ("cursor=" + "A" * 5000, "cursor"),
+        ],
+    )
+    async def test_bad_query_parameters_are_422_naming_them(self, client, query, field):
+        assert_problem(await client.get(f"/products?{query}"), 422, field)
+
+    @pytest.mark.parametrize("query", ["limit=0", "limit=101", "status=Gone", "cursor=garbage"])
+    async def test_bad_query_parameters_of_a_sellers_list_are_422(self, client, query):
+        assert_problem(await client.get(f"/sellers/{uuid.uuid4()}/products?{query}"), 422)
+
+
+# --- GET /products/{id}/price-history --------------------------------------------------------------
+
+
+class TestPriceHistory:
+    async def test_every_change_of_every_variant_newest_first(self, client):
+        product_id = await create_product(client)
+        first = await add_variant(client, product_id, base_price="10")
+        second = await add_variant(client, product_id, base_price="20")
+        changes = [(first, "12.5"), (second, "18"), (first, "11")]
+        for variant_id, price in changes:
+            await client.put(
+                f"/products/{product_id}/variants/{variant_id}/price", json={"base_price": price}
+            )
+        history = (await eventually(client, f"/products/{product_id}/price-history", 6)).json()
+        assert history["version"] == 6
+        assert [
+            (c["variant_id"], c["previous_price"], c["new_price"], c["currency"]) for c in history["items"]
+        ] == [
+            (first, "12.50", "11.00", "USD"),
+            (second, "20.00", "18.00", "USD"),
+            (first, "10.00", "12.50", "USD"),
+        ]
+        times = [c["changed_at"] for c in history["items"]]
+        assert times == sorted(times, reverse=True)
+
+    async def test_round_amounts_of_whole_unit_currencies_read_back_as_plain_digits(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price=10000, currency="KRW")
+        await client.put(f"/products/{product_id}/variants/{variant_id}/price", json={"base_price": "120000"})
+        history = (await eventually(client, f"/products/{product_id}/price-history", 3)).json()
+        assert [(c["previous_price"], c["new_price"]) for c in history["items"]] == [("10000", "120000")]
+
+    async def test_a_product_without_price_changes_has_an_empty_history(self, client):
+        product_id = await create_product(client)
+        await add_variant(client, product_id)
+        response = await eventually(client, f"/products/{product_id}/price-history", 2)
+        assert response.json() == {"items": [], "version": 2}
+
+
+# --- POST /categories and the category commands ----------------------------------------------------
+
+BAD_CATEGORIES = [
+    ({"name": OMIT}, "name"),
+    ({"name": None}, "name"),
+    ({"name": ""}, "name"),
+    ({"name": "   "}, "name"),
+    ({"name": "x" * 101}, "name"),
+    ({"name": 7}, "name"),
+    ({"attributes": "x"}, "attributes"),
+    ({"attributes": [1]}, "attributes"),
+    ({"level": 0}, "level"),
+    ({"display_order": 1}, "display_order"),
+    ({"parent_category_id": 5}, "parent_category_id"),
+    ({"parent_category_id": str(uuid.uuid4())}, "parent_category_id"),
+    ({"parent_category_id": "not-a-uuid"}, "parent_category_id"),
+]
+
+
+class TestCreateCategory:
+    async def test_a_root_is_created_at_level_0(self, client):
+        response = await client.post("/categories", json=category(attributes={"season": "all"}))
+        category_id = assert_created(response, "category_id", 1)
+        assert response.headers["location"] == f"/categories/{category_id}"
+        node = await category_node(client, category_id, 1)
+        assert node["level"] == 0 and node["parent_category_id"] is None
+        assert node["is_active"] is True and node["display_order"] == 0
+
+    async def test_levels_0_to_4_are_allowed_and_a_fifth_below_the_root_is_409(self, client):
+        chain = await category_chain(client, [f"Level {n}" for n in range(5)])
+        node = await category_node(client, chain[-1], 1)
+        assert (node["level"], node["parent_category_id"]) == (4, chain[-2])
+        assert node["breadcrumb"] == [f"Level {n}" for n in range(5)]
+        response = await client.post("/categories", json=category(parent_category_id=chain[-1]))
+        problem = assert_problem(response, 409)
+        assert problem["type"].endswith("category-too-deep")
+
+    async def test_a_child_of_an_inactive_parent_is_409(self, client):
+        parent = await create_category(client)
+        assert_accepted(await client.put(f"/categories/{parent}/deactivate"), 2)
+        assert_problem(await client.post("/categories", json=category(parent_category_id=parent)), 409)
+
+    async def test_a_name_of_100_characters_is_accepted(self, client):
+        await create_category(client, name="n" * 100)
+
+    @pytest.mark.parametrize(("change", "field"), BAD_CATEGORIES)
+    async def test_invalid_category_is_422_naming_the_field(self, client, change, field):
+        assert_problem(await client.post("/categories", json=category(**change)), 422, field)
+
+
+class TestCategoryCommands:
+    async def test_a_rename_and_new_attributes_are_shown(self, client):
+        category_id = await create_category(client)
+        assert_accepted(await client.put(f"/categories/{category_id}", json={"name": "Tops"}), 2)
+        assert (await category_node(client, category_id, 2))["name"] == "Tops"
+        assert_accepted(await client.put(f"/categories/{category_id}", json={"attributes": {"a": 1}}), 3)
+
+    @pytest.mark.parametrize("body", [{}, {"name": "Same"}])
+    async def test_a_change_to_the_same_values_keeps_the_version(self, client, body):
+        category_id = await create_category(client, name="Same")
+        assert_accepted(await client.put(f"/categories/{category_id}", json=body), 1)
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"name": ""}, "name"),
+            ({"name": None}, "name"),
+            ({"name": "x" * 101}, "name"),
+            ({"attributes": 3}, "attributes"),
+            ({"parent_category_id": None}, "parent_category_id"),
+        ],
+    )
+    async def test_an_invalid_change_is_422_naming_the_field(self, client, body, field):
+        category_id = await create_category(client)
+        assert_problem(await client.put(f"/categories/{category_id}", json=body), 422, field)
+
+    async def test_reorder_moves_the_display_order(self, client):
+        category_id = await create_category(client)
+        assert_accepted(
+            await client.put(f"/categories/{category_id}/reorder", json={"new_display_order": 7}), 2
+        )
+        assert (await category_node(client, category_id, 2))["display_order"] == 7
+        assert_accepted(
+            await client.put(f"/categories/{category_id}/reorder", json={"new_display_order": 7}), 2
+        )
+
+    @pytest.mark.parametrize(
+        "body",
+        [{}, {"new_display_order": -1}, {"new_display_order": "1"}, {"new_display_order": 1.5},
+         {"new_display_order": 2**31}, {"new_display_order": None}, {"new_display_order": True},
+         {"new_display_order": 1, "x": 1}],
+    )  # fmt: skip
+    async def test_an_invalid_reorder_is_422(self, client, body):
+        category_id = await create_category(client)
+        assert_problem(await client.put(f"/categories/{category_id}/reorder", json=body), 422)
+
+    async def test_deactivating_twice_is_409(self, client):
+        category_id = await create_category(client)
+        assert_accepted(await client.put(f"/categories/{category_id}/deactivate"), 2)
+        assert (await category_node(client, category_id, 2))["is_active"] is False
+        problem = assert_problem(await client.put(f"/categories/{category_id}/deactivate"), 409)
+        assert problem["type"].endswith("category-already-inactive")
+
+
+# --- GET /categories, GET /categories/{id} ---------------------------------------------------------
+
+
+class TestCategoryTree:
+    async def test_children_are_nested_and_ordered_by_display_order_then_name(self, client):
+        root = await create_category(client)
+        kids = {name: await create_category(client, name=name, parent_category_id=root) for name in "BACD"}
+        grandchild = await create_category(client, name="Deep", parent_category_id=kids["A"])
+        for name, order in (("B", 1), ("D", 1), ("C", 2)):
+            await client.put(f"/categories/{kids[name]}/reorder", json={"new_display_order": order})
+
+        def ordered(tree: Any) -> bool:
+            node = find_node(tree["items"], root)
+            return node is not None and [c["name"] for c in node["children"]] == ["A", "B", "D", "C"]
+
+        tree = (await until(client, "/categories", ordered)).json()
+        node = find_node(tree["items"], root)
+        assert node is not None and node["level"] == 0
+        first = node["children"][0]
+        assert (first["category_id"], first["level"], first["display_order"]) == (kids["A"], 1, 0)
+        assert [(c["category_id"], c["level"], c["children"]) for c in first["children"]] == [
+            (grandchild, 2, [])
+        ]
+        assert set(first) == {"category_id", "name", "level", "is_active", "display_order", "children"}
+
+    async def test_an_inactive_category_and_its_subtree_show_only_with_include_inactive(self, client):
+        root, child, grandchild = await category_chain(client, ["Root", "Child", "Grandchild"])
+        await client.put(f"/categories/{child}/deactivate")
+
+        def hidden(tree: Any) -> bool:
+            node = find_node(tree["items"], root)
+            return node is not None and node["children"] == []
+
+        await until(client, "/categories", hidden)
+        tree = (await client.get("/categories?include_inactive=true")).json()
+        shown = find_node(tree["items"], child)
+        assert shown is not None and shown["is_active"] is False
+        assert [c["category_id"] for c in shown["children"]] == [grandchild]
+
+    async def test_an_inactive_root_hides_its_tree(self, client):
+        root, child = await category_chain(client, ["Root", "Child"])
+        await client.put(f"/categories/{root}/deactivate")
+        await until(client, "/categories", lambda tree: find_node(tree["items"], child) is None)
+        assert find_node((await client.get("/categories?include_inactive=true")).json()["items"], child)
+
+
+class TestCategoryNode:
+    async def test_every_field_of_a_category(self, client):
+        root, child = await category_chain(client, ["Clothing", "Tops"])
+        node = await category_node(client, child, 1)
+        assert node == {
+            "category_id": child,
+            "name": "Tops",
+            "parent_category_id": root,
+            "level": 1,
+            "is_active": True,
+            "display_order": 0,
+            "breadcrumb": ["Clothing", "Tops"],
+            "product_count": 0,
+            "version": 1,
+        }
+
+    async def test_the_breadcrumb_follows_a_rename_of_the_root(self, client):
+        root, _, leaf = await category_chain(client, ["Clothing", "Tops", "T-shirts"])
+        await category_node(client, leaf, 1)
+        assert_accepted(await client.put(f"/categories/{root}", json={"name": "Apparel"}), 2)
+        response = await until(client, f"/categories/{leaf}", lambda node: node["breadcrumb"][0] == "Apparel")
+        assert response.json()["breadcrumb"] == ["Apparel", "Tops", "T-shirts"]
+        assert response.json()["version"] == 1
+
+    async def test_product_count_counts_products_filed_directly_until_archived(self, client):
+        parent, child = await category_chain(client, ["Clothing", "Tops"])
+        archived, *_ = await product_in(client, "Discontinued", category_id=parent)
+        await create_product(client, category_id=parent)
+        await create_product(client, category_id=child)
+        await until(client, f"/categories/{parent}", lambda node: node["product_count"] == 2)
+        await until(client, f"/categories/{child}", lambda node: node["product_count"] == 1)
+        await move(client, archived, "archive")
+        await until(client, f"/categories/{parent}", lambda node: node["product_count"] == 1)
+
+
+# --- the new user's story --------------------------------------------------------------------------
+
+
+class TestNewUserStory:
+    async def test_a_seller_lists_prices_sells_and_retires_products_and_the_reads_catch_up(self, client):
+        # A three-level category tree.
+        clothing, tops, tees = await category_chain(client, ["Clothing", "Tops", "T-shirts"])
+        seller = str(uuid.uuid4())
+
+        # Three products with variants, tier prices and images, filed in the leaf.
+        products = []
+        for n in range(3):
+            product_id = await create_product(client, **full_product(seller_id=seller, category_id=tees))
+            small = await add_variant(client, product_id, base_price=f"{20 + n}.99", attributes={"size": "S"})
+            large = await add_variant(client, product_id, base_price=24.5 + n, attributes={"size": "L"})
+            tier = f"/products/{product_id}/variants/{large}/tier-price"
+            assert_accepted(await client.put(tier, json={"tier": "Gold", "price": "19.99"}), 4)
+            await add_image(client, product_id)
+            await add_image(client, product_id, is_primary=True)
+            products.append((product_id, small, large))
+        first, small, large = products[0]
+
+        # Price changes: a cut and a raise.
+        assert_accepted(
+            await client.put(f"/products/{first}/variants/{small}/price", json={"base_price": 19.9}), 7
+        )
+        assert_accepted(
+            await client.put(f"/products/{first}/variants/{large}/price", json={"base_price": "26"}), 8
+        )
+
+        # The lifecycle: one activated, one activated and discontinued, one all the way to archived.
+        await move(client, products[0][0], "activate")
+        await move(client, products[1][0], "activate", "discontinue")
+        await move(client, products[2][0], "activate", "discontinue", "archive")
+
+        shown = await detail(client, first, 9)
+        assert shown["status"] == "Active"
+        assert [(v["base_price"], v["tier_prices"]) for v in shown["variants"]] == [
+            ("19.90", {}),
+            ("26.00", {"Gold": "19.99"}),
+        ]
+        assert [i["is_primary"] for i in shown["images"]] == [False, True]
+        listed = await card(client, seller, first, 9)
+        assert (listed["min_price"], listed["max_price"], listed["variant_count"]) == ("19.90", "26.00", 2)
+        assert listed["primary_image_url"] == shown["images"][1]["url"]
+
+        # Listing by category and by seller, a page at a time.
+        ids = [p[0] for p in products]
+        assert await card_ids(client, f"/products?category_id={tees}", ids) == ids[::-1]
+        page_one = (await client.get(f"/sellers/{seller}/products?limit=2")).json()
+        page_two = (
+            await client.get(f"/sellers/{seller}/products?limit=2&cursor={page_one['next_cursor']}")
+        ).json()
+        assert [c["product_id"] for c in page_one["items"] + page_two["items"]] == ids[::-1]
+        assert page_two["next_cursor"] is None
+        statuses = await until(
+            client,
+            f"/products?seller_id={seller}&limit=100",
+            lambda page: [c["status"] for c in page["items"]] == ["Archived", "Discontinued", "Active"],
+        )
+        assert len(statuses.json()["items"]) == 3
+
+        # Price history, newest first.
+        history = (await eventually(client, f"/products/{first}/price-history", 9)).json()
+        assert [(c["variant_id"], c["previous_price"], c["new_price"]) for c in history["items"]] == [
+            (large, "24.50", "26.00"),
+            (small, "20.99", "19.90"),
+        ]
+
+        # Renaming the root shows in every breadcrumb below it; the archived product no longer counts.
+        assert_accepted(await client.put(f"/categories/{clothing}", json={"name": "Apparel"}), 2)
+        leaf = await until(
+            client,
+            f"/categories/{tees}",
+            lambda n: n["breadcrumb"][0] == "Apparel" and n["product_count"] == 2,
+        )
+        assert leaf.json()["breadcrumb"] == ["Apparel", "Tops", "T-shirts"]
+        assert (await category_node(client, tops, 1))["breadcrumb"] == ["Apparel", "Tops"]
+
+        # The archived product refuses further changes.
+        assert_problem(await client.put(f"/products/{products[2][0]}/details", json={"title": "Back"}), 409)
+
+
+# --- malformed input never gives a 500 -------------------------------------------------------------
+
+NUL = r'"x\u0000y"'
+LONG = '"' + "x" * 20_000 + '"'
+DEEP_OBJECT = '{"a":' * 10_000 + "1" + "}" * 10_000
+DEEP_ARRAY = "[" * 10_000 + "]" * 10_000
+HUGE_NUMBERS = ["1e400", "-1e400", str(10**40), "1e-400", "123456789012345678901234567890.123456789"]
+WRONG_TYPES = ["true", "[]", "{}", "12", '"12"', "null"]
+
+# Every field of every body route, by kind: the hostile values sent in it.
+FIELDS: dict[str, dict[str, str]] = {
+    "/products": {
+        "sku": "text", "title": "text", "seller_id": "text", "description": "text", "category_id": "text",
+        "brand": "text", "attributes": "object", "visibility": "text", "meta_title": "text",
+        "meta_description": "text", "slug": "text",
+    },
+    "/products/{product_id}/details": {
+        "title": "text", "description": "text", "brand": "text", "attributes": "object", "meta_title": "text",
+        "meta_description": "text", "slug": "text",
+    },
+    "/products/{product_id}/variants": {
+        "variant_sku": "text", "base_price": "number", "currency": "text", "attributes": "object",
+        "weight_value": "number", "weight_unit": "text", "length": "number", "width": "number",
+        "height": "number", "dimension_unit": "text",
+    },
+    "/products/{product_id}/variants/{variant_id}/price": {"base_price": "number", "currency": "text"},
+    "/products/{product_id}/variants/{variant_id}/tier-price": {"tier": "text", "price": "number"},
+    "/products/{product_id}/images": {"url": "text", "alt_text": "text", "is_primary": "bool"},
+    "/categories": {"name": "text", "parent_category_id": "text", "attributes": "object"},
+    "/categories/{category_id}": {"name": "text", "attributes": "object"},
+    "/categories/{category_id}/reorder": {"new_display_order": "number"},
+}  # fmt: skip
+HOSTILE: dict[str, list[str]] = {
+    "text": [NUL, LONG, DEEP_ARRAY, r'"\ud800"', *WRONG_TYPES[:4]],
+    "number": [*HUGE_NUMBERS, '"NaN"', '"Infinity"', '"-Infinity"', "NaN", DEEP_ARRAY, NUL, LONG, *WRONG_TYPES[:3]],
+    "bool": [NUL, "1", '"true"', DEEP_ARRAY, "1e400"],
+    "object": [
+        DEEP_OBJECT, DEEP_ARRAY, NUL, LONG, "[]", "12",
+        '{"a": "x\\u0000y"}', '{"x\\u0000y": 1}', '{"a": 1e400}', '{"a": [' + NUL + "]}",
+        '{"a": ' + '{"a":' * 40 + "1" + "}" * 40 + "}",
+    ],
+}  # fmt: skip
+METHODS = {path: method for method, path in BODY_ROUTES}
+# A valid body for each route, against `existing`; a hostile member then replaces one of its fields.
+BASES: dict[str, Callable[[], dict[str, Any]]] = {
+    "/products": product,
+    "/products/{product_id}/details": dict,
+    "/products/{product_id}/variants": variant,
+    "/products/{product_id}/variants/{variant_id}/price": lambda: {"base_price": "40.00"},
+    "/products/{product_id}/variants/{variant_id}/tier-price": lambda: {"tier": "Gold", "price": "10.00"},
+    "/products/{product_id}/images": image,
+    "/categories": category,
+    "/categories/{category_id}": dict,
+    "/categories/{category_id}/reorder": lambda: {"new_display_order": 1},
+}
+HOSTILE_CASES = [
+    pytest.param(path, name, value, id=f"{path}-{name}-{n}")
+    for path, fields in FIELDS.items()
+    for name, kind in fields.items()
+    for n, value in enumerate(HOSTILE[kind])
+]
+NO_BODY_ROUTES = [
+    ("DELETE", "/products/{product_id}/images/{unknown}"),
+    ("PUT", "/products/{archived}/activate"),
+    ("PUT", "/products/{archived}/discontinue"),
+    ("PUT", "/products/{archived}/archive"),
+    ("PUT", "/categories/{inactive}/deactivate"),
+]
+WHOLE_BODIES = [b"[]", b'"x"', b"null", b"{}", DEEP_ARRAY.encode(), DEEP_OBJECT.encode(), b'{"unknown": 1}']
+
+
+def hostile_document(base: dict[str, Any], name: str, value: str) -> bytes:
+    members = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in base.items() if k != name]
+    members.append(f"{json.dumps(name)}: {value}")
+    return ("{" + ", ".join(members) + "}").encode("utf-8", "surrogatepass")
+
+
+def assert_refused_as_a_problem(response: httpx.Response) -> None:
+    assert response.status_code in MALFORMED, (response.status_code, response.text[:500])
+    assert_problem(response, response.status_code)
+
+
+@pytest.fixture(scope="module")
+async def refusing(client, existing) -> dict[str, str]:
+    """Ids for routes without a body that refuse whatever they are sent."""
+    archived, *_ = await product_in(client, "Archived")
+    inactive = await create_category(client)
+    await client.put(f"/categories/{inactive}/deactivate")
+    return existing | {"archived": archived, "inactive": inactive, "unknown": str(uuid.uuid4())}
+
+
+class TestMalformedInputNeverYields500:
+    @pytest.mark.parametrize(("path", "name", "value"), HOSTILE_CASES)
+    async def test_a_hostile_value_in_any_field_is_a_problem_below_500(
+        self, client, existing, path, name, value
+    ):
+        document = hostile_document(BASES[path](), name, value)
+        response = await client.request(
+            METHODS[path],
+            path.format(**existing),
+            content=document,
+            headers={"content-type": "application/json"},
+        )
+        assert_refused_as_a_problem(response)
+
+    @pytest.mark.parametrize("body", WHOLE_BODIES, ids=lambda b: b[:12].decode())
+    @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+    async def test_a_body_that_is_no_valid_request_is_a_problem_below_500(
+        self, client, existing, method, path, body
+    ):
+        response = await client.request(
+            method, path.format(**existing), content=body, headers={"content-type": "application/json"}
+        )
+        if body == b"{}" and path in ("/products/{product_id}/details", "/categories/{category_id}"):
+            assert_accepted(response, response.json()["version"])  # every field is optional: nothing changes
+        else:
+            assert_refused_as_a_problem(response)
+
+    @pytest.mark.parametrize("body", WHOLE_BODIES, ids=lambda b: b[:12].decode())
+    @pytest.mark.parametrize(("method", "path"), NO_BODY_ROUTES)
+    async def test_a_body_sent_to_a_route_without_one_never_yields_500(
+        self, client, refusing, method, path, body
+    ):
+        response = await client.request(
+            method, path.format(**refusing), content=body, headers={"content-type": "application/json"}
+        )
+        assert_refused_as_a_problem(response)
+
+    @pytest.mark.parametrize(
+        "query",
+        ["limit=1e400", f"limit={10**40}", "limit=%00", "status=%00", "category_id=%00", "cursor=%ff%fe",
+         "include_inactive=maybe", "limit=1&limit=2"],
+    )  # fmt: skip
+    async def test_hostile_queries_are_answered_below_500(self, client, query):
+        for path in ("/products", f"/sellers/{uuid.uuid4()}/products", "/categories"):
+            response = await client.get(f"{path}?{query}")
+            assert response.status_code < 500, response.text
+            if response.status_code >= 400:
+                assert_problem(response, response.status_code)
+
+
+class TestOpenApi:
+    async def test_every_catalogue_route_is_in_the_schema(self, client):
+        schema = (await client.get("/schema/openapi.json")).json()
+        operations = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
+        assert {
+            "createProduct", "updateProductDetails", "addVariant", "changeVariantPrice", "setTierPrice",
+            "addProductImage", "removeProductImage", "activateProduct", "discontinueProduct", "archiveProduct",
+            "listProducts", "getProduct", "getPriceHistory", "listSellerProducts", "createCategory",
+            "updateCategory", "reorderCategory", "deactivateCategory", "getCategoryTree", "getCategory",
+        } <= operations  # fmt: skip
