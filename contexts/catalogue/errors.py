@@ -80,7 +80,7 @@ class CategoryAlreadyInactive(Conflict):
 
 
 class SkuTaken(Conflict):
-    """Raised by the create handler: product SKUs are unique."""
+    """Raised when the database refuses a second product with the same SKU (in any case)."""
 
     kind = "sku-taken"
 
