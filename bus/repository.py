@@ -103,7 +103,12 @@ class Repository(Generic[A]):
             await conn.execute(self._insert, aggregate.id, self.dump(aggregate), aggregate.version, *lookups)
             return
         status = await conn.execute(
-            self._update, aggregate.id, aggregate.loaded_version, self.dump(aggregate), aggregate.version, *lookups
+            self._update,
+            aggregate.id,
+            aggregate.loaded_version,
+            self.dump(aggregate),
+            aggregate.version,
+            *lookups,
         )
         if status == "UPDATE 0":
             raise ConcurrencyError(aggregate.id)
