@@ -8,9 +8,7 @@ the module shares one database.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,14 +18,13 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from shopstream.app import create_app
 from shopstream.settings import Settings
+from tests.apps import app_client, eventually, own_connection, until
 from tests.problems import assert_problem
 
 pytestmark = pytest.mark.anyio
 
 OMIT = object()
-TIMEOUT = 10.0  # seconds a read model may take to catch up
 MALFORMED = {400, 404, 409, 413, 422}
 
 
@@ -38,16 +35,14 @@ async def api_settings(context_settings) -> Settings:
 
 @pytest.fixture(scope="module")
 async def client(api_settings: Settings) -> AsyncIterator[AsyncTestClient]:
-    async with AsyncTestClient(app=create_app(api_settings, run_workers=True), timeout=30) as opened:
+    async with app_client(api_settings) as opened:
         yield opened
 
 
 @pytest.fixture
 async def db(api_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of the test's own event loop (the app's pools live in the client's loop)."""
-    conn = await asyncpg.connect(api_settings.database_url)
-    yield conn
-    await conn.close()
+    async with own_connection(api_settings) as conn:
+        yield conn
 
 
 # --- request bodies --------------------------------------------------------------------------------
@@ -180,26 +175,6 @@ async def product_in(client: AsyncTestClient, status: str, **overrides: Any) -> 
     image_id = await add_image(client, product_id)
     await move(client, product_id, *LIFECYCLE[status])
     return product_id, variant_id, image_id, 3 + len(LIFECYCLE[status])
-
-
-async def until(
-    client: AsyncTestClient, path: str, holds: Callable[[Any], bool], timeout: float = TIMEOUT
-) -> httpx.Response:
-    """Poll a read until its body satisfies `holds`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(path)
-        if response.status_code == 200 and holds(response.json()):
-            return response
-        assert response.status_code in (200, 404), response.text
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never got there: {response.status_code} {response.text}")
-        await asyncio.sleep(0.05)
-
-
-async def eventually(client: AsyncTestClient, path: str, version: int) -> httpx.Response:
-    """Poll a read until it reflects at least `version` of its aggregate."""
-    return await until(client, path, lambda body: body["version"] >= version)
 
 
 async def detail(client: AsyncTestClient, product_id: str, version: int) -> dict[str, Any]:

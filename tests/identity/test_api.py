@@ -20,8 +20,8 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from shopstream.app import create_app
 from shopstream.settings import Settings
+from tests.apps import app_client, eventually, own_connection
 from tests.problems import assert_problem
 
 pytestmark = pytest.mark.anyio
@@ -39,16 +39,14 @@ async def api_settings(context_settings) -> Settings:
 
 @pytest.fixture(scope="module")
 async def client(api_settings: Settings) -> AsyncIterator[AsyncTestClient]:
-    async with AsyncTestClient(app=create_app(api_settings, run_workers=True), timeout=30) as opened:
+    async with app_client(api_settings) as opened:
         yield opened
 
 
 @pytest.fixture
 async def db(api_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of the test's own event loop (the app's pools live in the client's loop)."""
-    conn = await asyncpg.connect(api_settings.database_url)
-    yield conn
-    await conn.close()
+    async with own_connection(api_settings) as conn:
+        yield conn
 
 
 # --- request bodies --------------------------------------------------------------------------------
@@ -101,23 +99,6 @@ async def add_address(client: AsyncTestClient, customer_id: str, **overrides: An
 async def customer_with_addresses(client: AsyncTestClient, count: int) -> tuple[str, list[str]]:
     customer_id = await register(client)
     return customer_id, [await add_address(client, customer_id, street=f"{n} Main St") for n in range(count)]
-
-
-async def eventually(
-    client: AsyncTestClient, path: str, version: int, timeout: float = 30.0
-) -> httpx.Response:
-    """Poll a read until it reflects at least `version` of its aggregate."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(path)
-        if response.status_code == 200 and response.json()["version"] >= version:
-            return response
-        assert response.status_code in (200, 404), response.text
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{path} did not reach version {version}: {response.status_code} {response.text}"
-            )
-        await asyncio.sleep(0.05)
 
 
 async def card(client: AsyncTestClient, customer_id: str, version: int) -> dict[str, Any]:

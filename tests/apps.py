@@ -1,0 +1,56 @@
+"""Helpers of the HTTP tests: the app with its workers in the test client's loop, a database connection
+of the test's own loop, and polls for eventually consistent reads."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+from litestar.testing import AsyncTestClient
+
+from shopstream.app import create_app
+from shopstream.settings import Settings
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    """The whole app with its relays and consumers, so read models catch up by themselves."""
+    async with AsyncTestClient(app=create_app(settings, run_workers=True), timeout=30) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def own_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own event loop (the app's pools live in the client's loop)."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def until(
+    client: AsyncTestClient, path: str, holds: Callable[[Any], bool], timeout: float = 30.0
+) -> httpx.Response:
+    """Poll a read until its body satisfies `holds`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(path)
+        if response.status_code == 200 and holds(response.json()):
+            return response
+        assert response.status_code in (200, 404), response.text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never got there: {response.status_code} {response.text}")
+        await asyncio.sleep(0.05)
+
+
+async def eventually(
+    client: AsyncTestClient, path: str, version: int, timeout: float = 30.0
+) -> httpx.Response:
+    """Poll a read until it reflects at least `version` of its aggregate."""
+    return await until(client, path, lambda body: body["version"] >= version, timeout)
