@@ -1,4 +1,4 @@
-"""Assertions on the HTTP error contract (RFC 9457 problem+json), shared by every API test."""
+"""Assertions on the HTTP contract of commands: RFC 9457 problems and the accepted answer."""
 
 from __future__ import annotations
 
@@ -17,3 +17,10 @@ def assert_problem(response: httpx.Response, status: int, field: str | None = No
     if field is not None:
         assert field in [e["field"] for e in body["errors"]], body
     return body
+
+
+def assert_accepted(response: httpx.Response, version: int) -> None:
+    """A command on an existing aggregate: 200 with its new version, also as the ETag."""
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ok", "version": version}
+    assert response.headers["etag"] == f'"{version}"'

@@ -20,7 +20,7 @@ from litestar.testing import AsyncTestClient
 
 from shopstream.settings import Settings
 from tests.apps import app_client, eventually, own_connection, until
-from tests.problems import assert_problem
+from tests.problems import assert_accepted, assert_problem
 
 pytestmark = pytest.mark.anyio
 
@@ -95,12 +95,6 @@ def category(**overrides: Any) -> dict[str, Any]:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def assert_accepted(response: httpx.Response, version: int) -> None:
-    assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "version": version}
-    assert response.headers["etag"] == f'"{version}"'
 
 
 def assert_created(response: httpx.Response, id_field: str, version: int, location: str | None = None) -> str:

@@ -22,7 +22,7 @@ from litestar.testing import AsyncTestClient
 
 from shopstream.settings import Settings
 from tests.apps import app_client, eventually, own_connection
-from tests.problems import assert_problem
+from tests.problems import assert_accepted, assert_problem
 
 pytestmark = pytest.mark.anyio
 
@@ -76,12 +76,6 @@ def place(**overrides: Any) -> dict[str, Any]:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def assert_accepted(response: httpx.Response, version: int) -> None:
-    assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "version": version}
-    assert response.headers["etag"] == f'"{version}"'
 
 
 async def register(client: AsyncTestClient, **overrides: Any) -> str:
