@@ -5,6 +5,7 @@ version, `Idempotency-Key`, ETag, path ids and the create/accept responses. (Con
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from bus.uow import Meta, Outcome
 from observability.logging import correlation_id
 from observability.tracing import current_traceparent
 
+_log = logging.getLogger("shopstream.commands")
 _RECALL = "SELECT fingerprint, outcome::text FROM bus.idempotency_keys WHERE key = $1"
 _outcome_decoder = msgspec.json.Decoder(Outcome)
 
@@ -178,7 +180,9 @@ class Commands:
     async def run(self, command: Command) -> Outcome:
         """Same key and body as an earlier request → that request's outcome, without running again."""
         if not self.key:
-            return await self.bus.execute(command)  # type: ignore[no-any-return]
+            outcome: Outcome = await self.bus.execute(command)
+            _log.debug("%s on %s: version %d", type(command).__name__, outcome.aggregate_id, outcome.version)
+            return outcome
         key = self.key
         if len(key) > 255:
             raise IdempotencyKeyReused("Idempotency-Key is longer than 255 characters")

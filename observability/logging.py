@@ -1,13 +1,19 @@
-"""Log formatting: every line carries the correlation id of the request or message it serves."""
+"""Log formatting: every line carries the correlation id of the request or message it serves, and
+with `LOG_FORMAT=json` is one JSON object with the trace and span ids of the current span too."""
 
 from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
+from datetime import UTC, datetime
+
+import msgspec
+from opentelemetry import trace
 
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="-")
 
-_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s"
+_TEXT = "%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s"
+_encoder = msgspec.json.Encoder()
 
 
 class _CorrelationFilter(logging.Filter):
@@ -16,15 +22,36 @@ class _CorrelationFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send ShopStream's logs to stderr in one format; idempotent."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, correlation id, trace and span ids."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "correlation_id": getattr(record, "correlation_id", correlation_id.get()),
+        }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            line["trace_id"] = format(span.trace_id, "032x")
+            line["span_id"] = format(span.span_id, "016x")
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return _encoder.encode(line).decode()
+
+
+def configure_logging(level: str = "INFO", form: str = "text") -> None:
+    """Send every log line to stderr in one format (`text` or `json`); idempotent, and the level and
+    format of the last call win."""
     root = logging.getLogger()
     root.setLevel(level)
-    if any(getattr(h, "_shopstream", False) for h in root.handlers):
-        return
-    handler = logging.StreamHandler()
-    handler._shopstream = True  # type: ignore[attr-defined]
-    handler.addFilter(_CorrelationFilter())
-    handler.setFormatter(logging.Formatter(_FORMAT))
-    root.addHandler(handler)
+    handler = next((h for h in root.handlers if getattr(h, "_shopstream", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler._shopstream = True  # type: ignore[attr-defined]
+        handler.addFilter(_CorrelationFilter())
+        root.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(_TEXT))
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every pg_ctl call at INFO

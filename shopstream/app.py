@@ -18,11 +18,12 @@ from litestar.plugins.prometheus import PrometheusController
 from bus.bus import Bus
 from bus.module import ContextModule
 from contexts.http import StrictBodies
+from observability.logging import configure_logging
 from shopstream import __version__
 from shopstream.bootstrap import PRODUCT_MODULES, Messaging
 from shopstream.edge import MAX_BODY_BYTES, Edge
 from shopstream.embedded import with_embedded_defaults
-from shopstream.health import health, ready
+from shopstream.health import Drain, health, ready
 from shopstream.problems import EXCEPTION_HANDLERS
 from shopstream.settings import Settings
 
@@ -51,9 +52,12 @@ def create_app(
     """Build the API. Pools and clients open in the lifespan, inside the server's event loop;
     with `run_workers` the relays and consumers run in the same process (`shopstream serve`)."""
     settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)  # each server process, workers too
+    drain = Drain()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        stop_watching_signals = drain.on_shutdown_signals()
         resolved, servers = with_embedded_defaults(settings)
         messaging = await Messaging.open(resolved, modules)
         app.state.messaging = messaging
@@ -63,6 +67,8 @@ def create_app(
         try:
             yield
         finally:
+            drain.begin()
+            stop_watching_signals()
             if supervisor is not None and background is not None:
                 supervisor.stop()
                 await background
@@ -79,6 +85,8 @@ def create_app(
             *route_handlers,
         ],
         lifespan=[lifespan],
+        state=State({"drain": drain}),
+        logging_config=None,  # the process's own logging (configure_logging) stays in charge
         dependencies={
             "bus": Provide(_bus, sync_to_thread=False, use_cache=True),
             "pools": Provide(_pools, sync_to_thread=False, use_cache=True),

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from observability.logging import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     settings, servers = with_embedded_defaults(settings)
     try:
         applied = asyncio.run(migrate_all(migration_plan(settings)))

@@ -38,10 +38,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(default="127.0.0.1", name="HOST")
     port: Port = msgspec.field(default=8000, name="PORT")
     log_level: LogLevel = msgspec.field(default="INFO", name="LOG_LEVEL")
+    log_format: Literal["text", "json"] = msgspec.field(default="text", name="LOG_FORMAT")
     db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = msgspec.field(
         default=10, name="SHOPSTREAM_DB_POOL_SIZE"
     )
-    ready_timeout: Positive = msgspec.field(default=2.0, name="SHOPSTREAM_READY_TIMEOUT")
+    ready_timeout: Positive = msgspec.field(default=1.0, name="SHOPSTREAM_READY_TIMEOUT")
     partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = msgspec.field(
         default=4, name="SHOPSTREAM_STREAM_PARTITIONS"
     )
@@ -72,7 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name in names:
             value = environ.get(name, "").strip()
             if value:
-                raw[name] = value.upper() if name == "LOG_LEVEL" else value
+                raw[name] = value.upper() if name == "LOG_LEVEL" else value.lower() if name == "LOG_FORMAT" else value
         try:
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
