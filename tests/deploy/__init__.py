@@ -1,0 +1,1 @@
+"""Tests of deploy/: Prometheus, Grafana, compose and Kubernetes files."""
