@@ -8,10 +8,11 @@ it, then releases the parked events the same way.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
+from msgspec import Meta
 
 from bus.inbox import Inbox
 from bus.messages import Envelope, encoder, envelope_decoder
@@ -27,23 +28,26 @@ ON CONFLICT (consumer, event_id) DO UPDATE
 _LIST = """
 SELECT id, consumer, context, event_id, event_type, aggregate_id, aggregate_version, error, attempts,
        first_failed_at, last_failed_at
-FROM bus.dead_letters WHERE ($1::text IS NULL OR consumer = $1) ORDER BY id LIMIT $2
+FROM bus.dead_letters WHERE ($1::text IS NULL OR consumer = $1) AND id > $3 ORDER BY id LIMIT $2
 """
+_EXISTS = "SELECT EXISTS (SELECT 1 FROM bus.dead_letters WHERE id = $1)"
 _LOCK = "SELECT consumer, aggregate_id, envelope::text FROM bus.dead_letters WHERE id = $1 FOR UPDATE"
 _DELETE = "DELETE FROM bus.dead_letters WHERE id = $1"
 _BLOCKED = "SELECT DISTINCT aggregate_id FROM bus.dead_letters WHERE consumer = $1"
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
-    id: int
-    consumer: str
-    context: str
-    event_id: str
-    event_type: str
-    aggregate_id: str
-    aggregate_version: int
-    error: str
-    attempts: int
+    """An event its consumer gave up on; its aggregate's later events wait behind it."""
+
+    id: Annotated[int, Meta(examples=[7])]
+    consumer: Annotated[str, Meta(examples=["identity.customer_cards"])]
+    context: Annotated[str, Meta(examples=["identity"])]
+    event_id: Annotated[str, Meta(examples=["0f3c2a9e-5b1d-4c8e-9a7f-2d6e4b1c3a5f"])]
+    event_type: Annotated[str, Meta(examples=["identity.AddressAdded"])]
+    aggregate_id: Annotated[str, Meta(examples=["4f8e2a10-5c3b-4d6e-9f7a-1b2c3d4e5f60"])]
+    aggregate_version: Annotated[int, Meta(examples=[3])]
+    error: Annotated[str, Meta(examples=["UniqueViolationError: duplicate key value"])]
+    attempts: Annotated[int, Meta(examples=[8])]
     first_failed_at: datetime
     last_failed_at: datetime
 
@@ -61,9 +65,16 @@ async def store(
     )  # fmt: skip
 
 
-async def listing(pool: asyncpg.Pool, consumer: str | None = None, limit: int = 100) -> list[DeadLetter]:
-    rows = await pool.fetch(_LIST, consumer, limit)
+async def listing(
+    pool: asyncpg.Pool, consumer: str | None = None, limit: int = 100, after: int = 0
+) -> list[DeadLetter]:
+    """Oldest first; `after` an id, the next page (keyset pagination)."""
+    rows = await pool.fetch(_LIST, consumer, limit, after)
     return [DeadLetter(**{**dict(r), "event_id": str(r["event_id"])}) for r in rows]
+
+
+async def exists(pool: asyncpg.Pool, dead_letter_id: int) -> bool:
+    return bool(await pool.fetchval(_EXISTS, dead_letter_id))
 
 
 async def blocked_aggregates(pool: asyncpg.Pool, consumer: str) -> set[str]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
 
+from bus import monitor
 from bus.outbox import Outbox
 from observability import metrics
 
@@ -31,11 +31,6 @@ class Maintenance:
         self.every = every
         self.redis = redis
         self.groups = groups
-        self._backlog = {
-            o.context: f"SELECT count(*), extract(epoch FROM now() - min(occurred_at))"
-            f" FROM {o.table} WHERE published_at IS NULL"
-            for o in outboxes
-        }
 
     async def run_once(self) -> None:
         async with self.pool.acquire() as conn:
@@ -43,12 +38,14 @@ class Maintenance:
                 "DELETE FROM bus.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
                 IDEMPOTENCY_KEPT_HOURS,
             )
-            for context, sql in self._backlog.items():
-                pending, age = await conn.fetchrow(sql)
-                metrics.outbox_pending.labels(context).set(pending)
-                metrics.outbox_oldest_pending_age.labels(context).set(float(age or 0))
-            letters = await conn.fetch("SELECT context, count(*) AS n FROM bus.dead_letters GROUP BY context")
-            counted = {r["context"]: r["n"] for r in letters}
+            for outbox in self.outboxes:
+                backlog = await monitor.outbox_backlog(conn, outbox)
+                age = backlog.oldest_pending_age_seconds
+                metrics.outbox_pending.labels(outbox.context).set(backlog.pending)
+                metrics.outbox_oldest_pending_age.labels(outbox.context).set(age)
+            counted: dict[str, int] = {}
+            for letters in await monitor.dead_letter_counts(conn):
+                counted[letters.context] = counted.get(letters.context, 0) + letters.count
             for outbox in self.outboxes:
                 metrics.dead_letters.labels(outbox.context).set(counted.get(outbox.context, 0))
 
@@ -57,15 +54,9 @@ class Maintenance:
 
     async def _measure_groups(self, redis: Redis) -> None:
         for stream, group in self.groups:
-            info: Any = await redis.xinfo_groups(stream)
-            mine = next((g for g in info if g["name"] in (group, group.encode())), None)
-            if mine is None:
-                continue
-            if mine.get("lag") is not None:  # Redis 7 and later
-                metrics.consumer_lag.labels(stream, group).set(mine["lag"])
-            oldest: Any = await redis.xpending_range(stream, group, min="-", max="+", count=1)
-            idle_ms = oldest[0]["time_since_delivered"] if oldest else 0
-            metrics.pending_idle.labels(stream, group).set(idle_ms / 1000)
+            state = await monitor.measure_group(redis, stream, group)
+            metrics.consumer_lag.labels(stream, group).set(state.lag)
+            metrics.pending_idle.labels(stream, group).set(state.oldest_pending_idle_seconds)
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

@@ -1,0 +1,228 @@
+"""The operator's routes: outbox backlog, streams and consumer groups, and the dead-letter tools.
+
+Reads are open like `/metrics`; replaying and dropping need `Authorization: Bearer
+<SHOPSTREAM_ADMIN_TOKEN>`, and are refused outright while no admin token is configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import asyncpg
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
+from msgspec import Meta
+from redis.exceptions import RedisError
+
+from bus.deadletters import DeadLetter
+from bus.errors import Refusal
+from bus.monitor import OutboxBacklog, StreamState
+from contexts.http import PROBLEMS, ProblemDetails
+from shopstream.monitor import Monitor
+
+T = TypeVar("T")
+
+
+class Unauthenticated(Refusal):
+    """No admin token, or not a well-formed `Authorization: Bearer <token>` header (401)."""
+
+    status = 401
+    kind = "unauthenticated"
+
+    @property
+    def problem_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="shopstream-ops"'}
+
+
+class Forbidden(Refusal):
+    """A token that is not the admin token (403)."""
+
+    status = 403
+    kind = "forbidden"
+
+
+class AdminTokenNotConfigured(Refusal):
+    """SHOPSTREAM_ADMIN_TOKEN is unset, so nobody may change the dead letters over HTTP (403)."""
+
+    status = 403
+    kind = "admin-token-not-configured"
+
+
+class ServiceDown(Refusal):
+    """PostgreSQL or Redis does not answer (503 + Retry-After)."""
+
+    status = 503
+    kind = "service-unavailable"
+    retry_after = 5
+
+
+async def _answered(read: Awaitable[T]) -> T:
+    try:
+        return await read
+    except RedisError:
+        raise ServiceDown("Redis is unreachable.") from None
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+        raise ServiceDown("PostgreSQL is unreachable.") from None
+
+
+class OutboxReport(msgspec.Struct, frozen=True):
+    items: list[OutboxBacklog]
+
+
+class StreamsReport(msgspec.Struct, frozen=True):
+    items: list[StreamState]
+
+
+class DeadLetterPage(msgspec.Struct, frozen=True):
+    items: list[DeadLetter]
+    next_cursor: Annotated[str | None, Meta(examples=["eyJkYiI6MCwiaWQiOjd9"])]
+
+
+class Resolution(msgspec.Struct, frozen=True, kw_only=True):
+    """What replaying or dropping a dead letter did."""
+
+    id: Annotated[int, Meta(examples=[7])]
+    consumer: Annotated[str, Meta(examples=["identity.customer_cards"])]
+    aggregate_id: Annotated[str, Meta(examples=["4f8e2a10-5c3b-4d6e-9f7a-1b2c3d4e5f60"])]
+    action: Annotated[str, Meta(examples=["replayed"], description="replayed or dropped")]
+    released: Annotated[
+        int, Meta(examples=[2], description="later events of the aggregate that waited and are now applied")
+    ]
+    resolved_at: datetime
+
+
+def _monitor(state: State) -> Monitor:
+    return Monitor(state.messaging)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def authorise_admin(
+    monitor: NamedDependency[Monitor],
+    authorization: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Authorization", required=False, description="`Bearer <SHOPSTREAM_ADMIN_TOKEN>`"
+        ),
+    ] = None,
+) -> None:
+    expected = monitor.messaging.resources.settings.admin_token
+    if not expected:
+        raise AdminTokenNotConfigured(
+            "Set SHOPSTREAM_ADMIN_TOKEN to allow dead letters to be resolved over HTTP."
+        )
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthenticated("Send `Authorization: Bearer <admin token>`.")
+    # Digests of equal length, compared in constant time: the answer's timing reveals nothing of the token.
+    if not hmac.compare_digest(_digest(token), _digest(expected)):
+        raise Forbidden("The token is not the admin token.")
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=ProblemDetails,
+        description=description,
+        media_type="application/problem+json",
+        generate_examples=False,
+    )
+
+
+ADMIN_PROBLEMS = PROBLEMS | {
+    401: _problem("No `Authorization: Bearer` header, or a malformed one."),
+    403: _problem("Not the admin token, or no admin token is configured."),
+}
+Authorised = NamedDependency[None]
+DeadLetterId = Annotated[int, PathParameter(description="The dead letter's id (see the listing)")]
+Context = Annotated[
+    str | None,
+    QueryParameter(
+        description="The dead letter's context; needed only when contexts have databases of their own"
+    ),
+]
+
+
+class OpsController(Controller):
+    path = "/ops"
+    tags = ["operations"]
+    dependencies = {
+        "monitor": Provide(_monitor, sync_to_thread=False),
+        "authorised": Provide(authorise_admin, sync_to_thread=False),
+    }
+
+    @get("/outbox", operation_id="getOutbox", responses=PROBLEMS, summary="Outbox backlog")
+    async def outbox(self, monitor: NamedDependency[Monitor]) -> OutboxReport:
+        """Per context: events waiting for the relay, the age of the oldest, how far it has published."""
+        return OutboxReport(items=await _answered(monitor.outbox()))
+
+    @get("/streams", operation_id="getStreams", responses=PROBLEMS, summary="Streams and consumer groups")
+    async def streams(self, monitor: NamedDependency[Monitor]) -> StreamsReport:
+        """Per partition stream: its length, and per consumer group its consumers, pending entries,
+        lag (entries not yet delivered, counted where the server does not report it) and the idle
+        time of its oldest pending entry."""
+        return StreamsReport(items=await _answered(monitor.streams()))
+
+    @get("/dead-letters", operation_id="listDeadLetters", responses=PROBLEMS, summary="Dead letters")
+    async def dead_letters(
+        self,
+        monitor: NamedDependency[Monitor],
+        consumer: Annotated[str | None, QueryParameter(description="only this consumer's")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (1-100)")] = 20,
+        cursor: Annotated[
+            str | None, QueryParameter(description="`next_cursor` of the previous page")
+        ] = None,
+    ) -> DeadLetterPage:
+        """Oldest first; `next_cursor` fetches the next page (null on the last)."""
+        items, next_cursor = await _answered(monitor.dead_letters(consumer, limit, cursor))
+        return DeadLetterPage(items=items, next_cursor=next_cursor)
+
+    @post(
+        "/dead-letters/{dead_letter_id:int}/replay",
+        operation_id="replayDeadLetter",
+        responses=ADMIN_PROBLEMS,
+        summary="Replay a dead letter",
+        status_code=200,
+    )
+    async def replay(
+        self,
+        monitor: NamedDependency[Monitor],
+        authorised: Authorised,
+        dead_letter_id: DeadLetterId,
+        context: Context = None,
+    ) -> Resolution:
+        """Apply the event through its consumer, then its aggregate's events that waited behind it, in
+        order; all in one transaction. If it fails again, it stays (409). Admin token required."""
+        return _resolution(await _answered(monitor.resolve(dead_letter_id, apply=True, context=context)))
+
+    @delete(
+        "/dead-letters/{dead_letter_id:int}",
+        operation_id="dropDeadLetter",
+        responses=ADMIN_PROBLEMS,
+        summary="Drop a dead letter",
+        status_code=200,
+    )
+    async def drop(
+        self,
+        monitor: NamedDependency[Monitor],
+        authorised: Authorised,
+        dead_letter_id: DeadLetterId,
+        context: Context = None,
+    ) -> Resolution:
+        """Count the event as handled without applying it, then apply its aggregate's events that
+        waited behind it. Admin token required."""
+        return _resolution(await _answered(monitor.resolve(dead_letter_id, apply=False, context=context)))
+
+
+def _resolution(result: dict[str, Any]) -> Resolution:
+    return msgspec.convert(result, Resolution)
