@@ -41,6 +41,10 @@ worker context="": venv
 migrate: venv
     {{bin}}/shopstream migrate
 
+# outbox backlog, streams, consumer groups, lag and dead letters (`just status --json` for scripts)
+status *args: venv
+    {{bin}}/shopstream status {{args}}
+
 # dead letters: `just dlq list`, `just dlq replay 7`, `just dlq drop 7`
 dlq *args: venv
     {{bin}}/shopstream dlq {{args}}
@@ -76,6 +80,10 @@ test-catalogue *args: (venv "dev")
 # end to end through `shopstream serve`
 test-e2e *args: (venv "dev")
     {{bin}}/pytest tests/e2e {{args}}
+
+# deploy/: promtool on the Prometheus config and alert rules, dashboard and alert queries against /metrics, compose and Kubernetes schemas
+deploy-check *args: (venv "dev")
+    {{bin}}/pytest tests/deploy {{args}}
 
 # every benchmark
 bench: bench-messaging bench-commands

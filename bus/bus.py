@@ -12,18 +12,22 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import msgspec
 
 from bus.config import BusConfig
 from bus.errors import ConcurrencyError, Conflict, Overloaded
 from bus.messages import Command
 from bus.outbox import Outbox
 from bus.uow import Meta, UnitOfWork
-from observability import metrics
+from observability import metrics, spans
 from observability.logging import correlation_id
 from observability.tracing import current_traceparent
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[Any]]
 
@@ -54,6 +58,7 @@ class Bus:
         if command_type in self._routes:
             raise ValueError(f"{command_type.__name__} already has a handler")
         self._routes[command_type] = route
+        metrics.command_registered(route.context, command_type.__name__)
 
     def route_of(self, command_type: type[Command]) -> Route:
         return self._routes[command_type]
@@ -95,6 +100,13 @@ class Bus:
 
     async def _run(self, route: Route, command: Command, meta: Meta) -> Any:
         name = type(command).__name__
+        with spans.commanding(route.context, name, meta.traceparent) as span:
+            if span is not None:  # the events carry the command's span, a child of the request's
+                meta = msgspec.structs.replace(meta, traceparent=current_traceparent())
+            return await self._attempt(route, command, meta, span)
+
+    async def _attempt(self, route: Route, command: Command, meta: Meta, span: Span | None) -> Any:
+        name = type(command).__name__
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -116,3 +128,5 @@ class Bus:
             raise
         finally:
             metrics.command_finished(route.context, name, outcome, time.perf_counter() - started)
+            if span is not None:
+                span.set_attribute("shopstream.command.outcome", outcome)

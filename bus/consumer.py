@@ -34,7 +34,7 @@ from bus.reconciler import Reconciler
 from bus.retry import backoff
 from observability import metrics
 from observability.logging import correlation_id
-from observability.tracing import consuming
+from observability.spans import processing
 
 log = logging.getLogger("shopstream.consumer")
 
@@ -70,6 +70,8 @@ class Consumer:
             for outcome in ("ok", "duplicate", "healed", "parked", "retried", "dead_lettered")
         }
         self._lag = metrics.end_to_end_lag.labels(self.name)
+        self.reclaimed = metrics.reclaimed.labels(self.name)
+        metrics.redelivered.labels(self.name)  # at zero until the reconciler delivers again
 
     def stream(self, partition: int) -> str:
         return self.config.stream(self.context, partition)
@@ -202,7 +204,7 @@ class PartitionWorker:
             deleted = rest[0] if rest else []
             fresh = [e for e in entries if e[0] not in self._in_flight]
             if fresh:
-                metrics.reclaimed.labels(self.group).inc(len(fresh))
+                self.consumer.reclaimed.inc(len(fresh))
                 await self.handle(fresh)
             if deleted:
                 await self.redis.xack(self.stream, self.group, *deleted)
@@ -233,7 +235,8 @@ class PartitionWorker:
                 outcomes = []
                 async with self.pool.acquire() as conn, conn.transaction():
                     for _, envelope in batch:
-                        outcomes.append(await self.inbox.apply(conn, envelope))
+                        with processing(self.stream, self.group, envelope.event_id, envelope.traceparent):
+                            outcomes.append(await self.inbox.apply(conn, envelope))
             except Exception:
                 pass  # one of them fails: apply one by one to find it
             else:
@@ -250,7 +253,7 @@ class PartitionWorker:
     async def _apply_one(self, entry_id: bytes, envelope: Envelope, waiting: _Waiting | None = None) -> bool:
         token = correlation_id.set(envelope.correlation_id)
         try:
-            with consuming(f"process {self.stream}", envelope.traceparent):
+            with processing(self.stream, self.group, envelope.event_id, envelope.traceparent):
                 async with self.pool.acquire() as conn, conn.transaction():
                     if envelope.aggregate_id in self.consumer.blocked:
                         outcome = await self.inbox.apply_unless_blocked(conn, envelope)

@@ -33,6 +33,10 @@ class Refusal(Exception):
     def problem_extensions(self) -> dict[str, object]:
         return {}
 
+    @property
+    def problem_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
 
 class MalformedBody(Refusal):
     """The body is not JSON, or not a JSON object (400)."""

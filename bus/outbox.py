@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from bus.aggregate import Aggregate
 from bus.config import BusConfig
 from bus.messages import Envelope, encoder
+from observability import metrics, spans, tracing
 
 log = logging.getLogger("shopstream.relay")
 CHANNEL = "shopstream_outbox"
@@ -124,6 +125,7 @@ class Relay:
         self.config = config
         self._wake = asyncio.Event()
         self.published = 0
+        self._published = metrics.relay_published.labels(outbox.context)
 
     def stream_of(self, aggregate_id: str) -> str:
         return self.config.stream(self.outbox.context, partition_of(aggregate_id, self.config.partitions))
@@ -148,15 +150,22 @@ class Relay:
                 if isinstance(outcome, BaseException):
                     raise outcome
         self.published += len(rows)
+        self._published.inc(len(rows))
         return len(rows)
 
     async def _publish(self, rows: Sequence[asyncpg.Record]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         maxlen = self.config.stream_maxlen
+        traced: dict[str, list[spans.EventTrace]] | None = {} if tracing.tracer() else None
         for row in rows:
-            entry = encoder.encode(self.outbox.envelope(row))
-            pipe.xadd(self.stream_of(row["aggregate_id"]), {"e": entry}, maxlen=maxlen, approximate=True)
-        await pipe.execute()
+            envelope = self.outbox.envelope(row)
+            stream = self.stream_of(row["aggregate_id"])
+            pipe.xadd(stream, {"e": encoder.encode(envelope)}, maxlen=maxlen, approximate=True)
+            if traced is not None:
+                event = spans.EventTrace(envelope.event_id, envelope.traceparent)
+                traced.setdefault(stream, []).append(event)
+        with spans.sending(traced or {}):
+            await pipe.execute()
 
     async def run(self, listen_dsn: str | None = None, stopping: asyncio.Event | None = None) -> None:
         """Relay until cancelled or `stopping` is set: wake on NOTIFY, poll slowly as a fallback."""

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 
+from observability import metrics, spans
+
 log = logging.getLogger("shopstream.supervisor")
 
 Task = Callable[[asyncio.Event], Awaitable[None]]
@@ -31,6 +33,7 @@ class Supervisor:
         self.first_backoff = first_backoff
         self.stopping = asyncio.Event()
         self.restarts: dict[str, int] = dict.fromkeys(self.tasks, 0)
+        self._restarted = {name: metrics.supervisor_restarts.labels(name) for name in self.tasks}
         self._running = 0
         self._idle = asyncio.Event()
 
@@ -38,6 +41,10 @@ class Supervisor:
         self.stopping.set()
 
     async def run(self) -> None:
+        with spans.background():
+            await self._run()
+
+    async def _run(self) -> None:
         async with anyio.create_task_group() as tg:
             for name, task in self.tasks.items():
                 self._running += 1
@@ -60,6 +67,7 @@ class Supervisor:
                 except Exception:
                     log.exception("%s crashed; restarting in %.1fs", name, delay)
                 self.restarts[name] += 1
+                self._restarted[name].inc()
                 with anyio.move_on_after(delay):
                     await self.stopping.wait()
                 delay = min(delay * 2, self.max_backoff)

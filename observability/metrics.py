@@ -1,11 +1,21 @@
 """Every Prometheus instrument of ShopStream, defined once; call sites stay one line.
 
-Labels are bounded: context, command or consumer name, outcome, stream — never ids.
+Labels are bounded: context, command or consumer name, outcome, stream — never ids. Known label
+combinations are created up front (at zero), so every family has series as soon as a process starts.
+Gauges say how `api --workers N` combines its processes (`multiprocess_mode`).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import platform
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Metric
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shopstream import __version__
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -51,6 +61,99 @@ reclaimed = Counter("shopstream_reclaimed_total", "Pending entries reclaimed wit
 redelivered = Counter(
     "shopstream_reconciler_redelivered_total", "Events the reconciler delivered again.", ["consumer"]
 )
+
+
+http_requests = Counter(
+    "shopstream_http_requests_total",
+    "HTTP requests answered, by route template (never the raw path).",
+    ["method", "path", "status_code"],
+)
+http_request_duration = Histogram(
+    "shopstream_http_request_duration_seconds",
+    "From a request reaching its route to the end of its response.",
+    ["method", "path", "status_code"],
+    buckets=_LATENCY_BUCKETS,
+)
+http_requests_in_progress = Gauge(
+    "shopstream_http_requests_in_progress", "HTTP requests being answered.", ["method", "path"],
+    multiprocess_mode="livesum",
+)  # fmt: skip
+build_info = Gauge(
+    "shopstream_build_info", "Always 1; the labels name the running build.", ["version", "python"],
+    multiprocess_mode="livemax",
+)  # fmt: skip
+build_info.labels(__version__, platform.python_version()).set(1)
+supervisor_restarts = Counter(
+    "shopstream_supervisor_restarts_total", "Background tasks restarted after a crash.", ["task"]
+)
+
+
+class Pool(Protocol):
+    def get_size(self) -> int: ...
+    def get_idle_size(self) -> int: ...
+    def get_max_size(self) -> int: ...
+
+
+_POOL_FAMILIES: dict[str, tuple[str, Callable[[Pool], int]]] = {
+    "shopstream_db_pool_connections": ("Open connections of a PostgreSQL pool.", lambda p: p.get_size()),
+    "shopstream_db_pool_in_use_connections": (
+        "Connections of a PostgreSQL pool lent out.",
+        lambda p: p.get_size() - p.get_idle_size(),
+    ),
+    "shopstream_db_pool_max_connections": (
+        "Connections a PostgreSQL pool may open.",
+        lambda p: p.get_max_size(),
+    ),
+}
+
+
+class _PoolGauges(Collector):
+    """This process's PostgreSQL pools, read at scrape time; each pool is named by the contexts it
+    serves (`catalogue+identity` when they share one database)."""
+
+    def __init__(self) -> None:
+        self.pools: dict[str, Pool] = {}
+        # Several server processes expose files, not collectors: there each process writes these.
+        self.shared = {
+            name: Gauge(name, doc, ["pool"], multiprocess_mode="livesum", registry=None)
+            for name, (doc, _) in _POOL_FAMILIES.items()
+        }
+
+    def watch(self, pools: Mapping[str, Pool]) -> None:
+        served: dict[int, list[str]] = {}
+        for context, pool in pools.items():
+            served.setdefault(id(pool), []).append(context)
+        self.pools.update({"+".join(sorted(served[id(p)])): p for p in pools.values()})
+
+    def unwatch(self, pools: Mapping[str, Pool]) -> None:
+        gone = {id(p) for p in pools.values()}
+        self.pools = {name: p for name, p in self.pools.items() if id(p) not in gone}
+
+    def record(self) -> None:
+        """Write the current values to the multiprocess files (call every few seconds)."""
+        for family, (_, read) in _POOL_FAMILIES.items():
+            for name, pool in self.pools.items():
+                self.shared[family].labels(name).set(read(pool))
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(name, doc, labels=["pool"]) for name, (doc, _) in _POOL_FAMILIES.items()]
+
+    def collect(self) -> list[Metric]:
+        families = self.describe()
+        for family, (_, read) in zip(families, _POOL_FAMILIES.values(), strict=True):
+            for name, pool in list(self.pools.items()):
+                family.add_metric([name], read(pool))  # type: ignore[attr-defined]
+        return families
+
+
+db_pools = _PoolGauges()
+REGISTRY.register(db_pools)
+
+
+def command_registered(context: str, command: str) -> None:
+    """Series of a command at zero before it first runs (its other outcomes appear as they happen)."""
+    commands_total.labels(context, command, "ok")
+    command_duration.labels(context, command)
 
 
 def command_finished(context: str, command: str, outcome: str, seconds: float) -> None:

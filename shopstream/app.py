@@ -18,12 +18,17 @@ from litestar.plugins.prometheus import PrometheusController
 from bus.bus import Bus
 from bus.module import ContextModule
 from contexts.http import StrictBodies
+from observability.exposition import server_process
+from observability.http import HttpMetrics
+from observability.http_tracing import http_server_plugins
 from observability.logging import configure_logging
+from observability.tracing import configure_tracing
 from shopstream import __version__
 from shopstream.bootstrap import PRODUCT_MODULES, Messaging
 from shopstream.edge import MAX_BODY_BYTES, Edge
 from shopstream.embedded import with_embedded_defaults
 from shopstream.health import Drain, health, ready
+from shopstream.ops import OpsController
 from shopstream.problems import EXCEPTION_HANDLERS
 from shopstream.settings import Settings
 
@@ -53,6 +58,7 @@ def create_app(
     with `run_workers` the relays and consumers run in the same process (`shopstream serve`)."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)  # each server process, workers too
+    configure_tracing(settings.traces_exporter, settings.otlp_traces_protocol or settings.otlp_protocol)
     drain = Drain()
 
     @asynccontextmanager
@@ -81,17 +87,19 @@ def create_app(
             health,
             ready,
             Metrics,
+            OpsController,
             *(h for m in modules for h in m.route_handlers),
             *route_handlers,
         ],
-        lifespan=[lifespan],
+        lifespan=[lifespan, server_process],  # the second opens after the first, closes before it
+        middleware=[HttpMetrics],
         state=State({"drain": drain}),
         logging_config=None,  # the process's own logging (configure_logging) stays in charge
         dependencies={
             "bus": Provide(_bus, sync_to_thread=False, use_cache=True),
             "pools": Provide(_pools, sync_to_thread=False, use_cache=True),
         },
-        plugins=[StrictBodies()],
+        plugins=[StrictBodies(), *http_server_plugins()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(

@@ -21,6 +21,7 @@ from bus.module import ContextModule
 from bus.outbox import Outbox, Relay
 from bus.supervisor import Supervisor, Task
 from contexts import catalogue, identity
+from observability import metrics
 from shopstream.migrate import Component
 from shopstream.settings import Settings
 
@@ -72,6 +73,7 @@ class Resources:
                     connection_class=PooledConnection,
                 )
             self.pools[context] = by_url[url]
+        metrics.db_pools.watch(self.pools)
         assert self.settings.redis_url is not None
         self.redis = Redis.from_url(
             self.settings.redis_url,
@@ -80,6 +82,7 @@ class Resources:
         )
 
     async def close(self) -> None:
+        metrics.db_pools.unwatch(self.pools)
         for pool in {id(p): p for p in self.pools.values()}.values():
             await pool.close()
         self.pools.clear()

@@ -1,4 +1,4 @@
-"""The `shopstream` command: serve, api, worker, migrate, dlq, projections."""
+"""The `shopstream` command: serve, api, worker, migrate, status, dlq, projections."""
 
 from __future__ import annotations
 
@@ -30,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     worker = commands.add_parser("worker", help="relays and consumers only; run as many as you like")
     worker.add_argument("--context", choices=[m.name for m in PRODUCT_MODULES], help="only this context")
+    worker.add_argument(
+        "--metrics-port", type=int, default=9100, help="serve /metrics on this port (0: off; default 9100)"
+    )
     commands.add_parser("migrate", help="apply pending database migrations")
+    status = commands.add_parser("status", help="outbox backlog, streams, consumer groups, lag, dead letters")
+    status.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     dlq = commands.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
     listing = dlq.add_parser("list", help="list dead letters")
     listing.add_argument("--consumer")
@@ -53,10 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     from observability.logging import configure_logging
+    from observability.tracing import configure_tracing
 
     configure_logging(settings.log_level, settings.log_format)
+    configure_tracing(settings.traces_exporter, settings.otlp_traces_protocol or settings.otlp_protocol)
     settings, servers = with_embedded_defaults(settings)
     try:
+        if args.command == "status":  # reads only: it migrates nothing
+            from shopstream.status import status
+
+            return status(settings, as_json=args.json)
         applied = asyncio.run(migrate_all(migration_plan(settings)))
         if args.command == "migrate":
             print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {name}" for name in applied))
@@ -67,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "worker":
             _print_banner(settings, servers, "worker")
-            asyncio.run(_worker(settings, args.context))
+            asyncio.run(_worker(settings, args.context, args.metrics_port))
             return 0
         return asyncio.run(_with_messaging(settings, _OPERATIONS[(args.command, args.action)], args))
     except (ConfigurationError, MigrationError, OSError) as exc:
@@ -89,7 +100,10 @@ def _serve(settings: Settings, workers: int, run_workers: bool) -> None:
         # Server processes start fresh: they read the resolved URLs from the environment.
         os.environ["DATABASE_URL"] = settings.database_url or ""
         os.environ["REDIS_URL"] = settings.redis_url or ""
-        uvicorn.run("shopstream.app:create_app", factory=True, workers=workers, **options)
+        from observability.exposition import shared_between_processes
+
+        with shared_between_processes():  # one scrape sees every process, none twice
+            uvicorn.run("shopstream.app:create_app", factory=True, workers=workers, **options)
         return
     from shopstream.app import create_app
 
@@ -99,15 +113,23 @@ def _serve(settings: Settings, workers: int, run_workers: bool) -> None:
     uvicorn.run(app, **options)
 
 
-async def _worker(settings: Settings, context: str | None) -> None:
+async def _worker(settings: Settings, context: str | None, metrics_port: int = 0) -> None:
+    from observability import exposition
+
     messaging = await Messaging.open(settings)
-    supervisor = messaging.supervisor(None if context is None else [context])
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, supervisor.stop)
+    stop_metrics = None
     try:
+        if metrics_port:
+            stop_metrics = exposition.serve(settings.host, metrics_port)
+            print(f"  metrics:    http://{settings.host}:{metrics_port}/metrics", flush=True)
+        supervisor = messaging.supervisor(None if context is None else [context])
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, supervisor.stop)
         await supervisor.run()
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         await messaging.close()
 
 

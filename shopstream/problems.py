@@ -133,7 +133,7 @@ def on_recursion(request: Request[Any, Any, Any], exc: RecursionError) -> Respon
 
 def on_refusal(request: Request[Any, Any, Any], exc: errors.Refusal) -> Response[Any]:
     """Domain and bus refusals carry their own status and problem kind."""
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    headers = exc.problem_headers or None
     detail = str(exc) or HTTPStatus(exc.status).description
     extensions: dict[str, Any] = exc.problem_extensions
     return problem_response(exc.status, detail, kind=exc.kind, headers=headers, **extensions)

@@ -16,6 +16,10 @@ RedisUrl = Annotated[str, msgspec.Meta(pattern=r"^(rediss?|unix)://\S+$")]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# The rest of the OTEL_* variables (sampler, resource, endpoint, headers) are read by the SDK itself.
+_EXPORTER = r"(none|console|otlp|otlp_proto_http|otlp_proto_grpc)"
+TracesExporter = Annotated[str, msgspec.Meta(pattern=rf"^{_EXPORTER}( *, *{_EXPORTER})*$")]
+OtlpProtocol = Literal["http/protobuf", "grpc"]
 
 
 class ConfigurationError(Exception):
@@ -63,6 +67,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mailbox_capacity: Annotated[int, msgspec.Meta(ge=1)] = msgspec.field(
         default=100, name="SHOPSTREAM_MAILBOX_CAPACITY"
     )
+    # A secret: shown nowhere (errors, logs, `status`); at least 16 characters so it cannot be guessed.
+    admin_token: Annotated[str, msgspec.Meta(min_length=16, pattern=r"^\S+$")] | None = msgspec.field(
+        default=None, name="SHOPSTREAM_ADMIN_TOKEN"
+    )
+    traces_exporter: TracesExporter = msgspec.field(default="none", name="OTEL_TRACES_EXPORTER")
+    otlp_protocol: OtlpProtocol | None = msgspec.field(default=None, name="OTEL_EXPORTER_OTLP_PROTOCOL")
+    otlp_traces_protocol: OtlpProtocol | None = msgspec.field(
+        default=None, name="OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,11 +86,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name in names:
             value = environ.get(name, "").strip()
             if value:
-                raw[name] = value.upper() if name == "LOG_LEVEL" else value.lower() if name == "LOG_FORMAT" else value
+                raw[name] = (
+                    value.upper() if name == "LOG_LEVEL" else value.lower() if name == "LOG_FORMAT" else value
+                )
         try:
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise ConfigurationError(_describe(exc, raw)) from None
+
+    def __repr__(self) -> str:
+        """The fields, with secrets masked: a logged Settings must not leak the admin token."""
+        shown = {f.name: getattr(self, f.name) for f in msgspec.structs.fields(self)}
+        if self.admin_token:
+            shown["admin_token"] = "<hidden>"
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def bus_config(self) -> BusConfig:
         return BusConfig(
@@ -101,10 +123,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return own or self.database_url
 
 
+_SECRETS = frozenset({"SHOPSTREAM_ADMIN_TOKEN"})
+
+
 def _describe(exc: msgspec.ValidationError, raw: Mapping[str, str]) -> str:
     message, path = split_msgspec_path(str(exc))
     name = path or "?"
     shown = raw.get(name, "")
-    if "url" in name.lower():
+    if "url" in name.lower() or name in _SECRETS:
         shown = "<hidden>"  # URLs may carry passwords
     return f"configuration error: {name}={shown!r} is invalid: {message or exc}"

@@ -4,31 +4,21 @@ Idempotency-Key, and refusal past the bounds."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import asyncpg
 import msgspec
 import pytest
-from litestar import Response, post, put
-from litestar.params import FromPath, JSONBody
 from litestar.testing import AsyncTestClient
 
 from bus.bus import Bus, Route
 from bus.config import BusConfig
 from bus.errors import Conflict, Overloaded
-from contexts.http import (
-    Body,
-    CommandRunner,
-    ExpectedVersion,
-    accepted,
-    command_dependencies,
-    created,
-)
 from shopstream.app import create_app
 from shopstream.bootstrap import Messaging
 from tests.messaging.counters import module as counters
 from tests.messaging.counters.model import Increment, OpenCounter
+from tests.messaging.counters.routes import increment, open_counter
 
 pytestmark = pytest.mark.anyio
 
@@ -112,31 +102,6 @@ class TestOverload:
         gate.set()
         assert await asyncio.gather(*running) == ["a", "a", "a", "b"]
         assert await bus.execute(Increment(counter_id="c")) == "c"  # mailboxes retired when idle
-
-
-class NewCounter(Body):
-    name: str
-
-
-class Step(Body):
-    by: int = 1
-
-
-@post("/test-only/counters", dependencies=command_dependencies("counters"))
-async def open_counter(commands: CommandRunner, data: JSONBody[NewCounter]) -> Response[Any]:
-    outcome = await commands.run(OpenCounter(counter_id=uuid.uuid4().hex, name=data.name))
-    return created({"counter_id": outcome.created_id, "version": outcome.version}, "/", outcome.version)
-
-
-@put("/test-only/counters/{counter_id:str}/increment", dependencies=command_dependencies("counters"))
-async def increment(
-    commands: CommandRunner,
-    counter_id: FromPath[str],
-    expected_version: ExpectedVersion,
-    data: JSONBody[Step],
-) -> Response[Any]:
-    command = Increment(counter_id=counter_id, by=data.by, expected_version=expected_version)
-    return accepted(await commands.run(command))
 
 
 @pytest.fixture

@@ -67,3 +67,14 @@ def test_cli_refuses_bad_configuration_with_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("configuration error: PORT")
     assert len(err.splitlines()) == 1
+
+
+def test_the_admin_token_is_never_echoed():
+    short = "s3cr3t-short"
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env({"SHOPSTREAM_ADMIN_TOKEN": short})
+    assert "SHOPSTREAM_ADMIN_TOKEN" in str(refused.value) and short not in str(refused.value)
+    token = "a-long-enough-admin-token"
+    settings = Settings.from_env({"SHOPSTREAM_ADMIN_TOKEN": token})
+    assert settings.admin_token == token
+    assert token not in repr(settings) and "admin_token='<hidden>'" in repr(settings)

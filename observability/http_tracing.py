@@ -1,0 +1,56 @@
+"""HTTP server spans through Litestar's own OpenTelemetry plugin, named `{method} {route template}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.types import ASGIApp, Receive, Scope, Send
+from opentelemetry import trace
+
+from observability.tracing import tracer_provider
+
+# Probes and scrapes would bury the requests worth seeing.
+_UNTRACED = [r"^/health$", r"^/ready$", r"^/metrics$"]
+
+
+def http_server_plugins() -> list[Any]:
+    """A SERVER span per request that continues an incoming `traceparent`; none when tracing is off."""
+    provider = tracer_provider()
+    if provider is None:
+        return []
+    config = OpenTelemetryConfig(
+        tracer_provider=provider,
+        scope_span_details_extractor=_method_only,
+        exclude=_UNTRACED,
+        exclude_spans=["receive", "send"],
+    )
+    return [OpenTelemetryPlugin(config), _RouteNamedSpans()]
+
+
+def _method_only(scope: Any) -> tuple[str, dict[str, Any]]:
+    # The plugin starts the span before routing; a request that matches no route keeps this name,
+    # so raw paths never become span names.
+    return str(scope.get("method", "HTTP")), {}
+
+
+class _RouteNamedSpans(InitPlugin):
+    """Renames the server span once the router has matched the request's route template."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.middleware.insert(0, _name_by_route)
+        return app_config
+
+
+def _name_by_route(app: ASGIApp) -> ASGIApp:
+    async def named(scope: Scope, receive: Receive, send: Send) -> None:
+        template = scope.get("path_template")
+        if template and scope["type"] == "http":
+            span = trace.get_current_span()
+            span.update_name(f"{scope.get('method')} {template}")
+            span.set_attribute("http.route", template)
+        await app(scope, receive, send)
+
+    return named
