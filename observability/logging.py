@@ -8,7 +8,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 import msgspec
-from opentelemetry import trace
+
+from observability.tracing import current_trace_ids
 
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="-")
 
@@ -33,10 +34,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "correlation_id": getattr(record, "correlation_id", correlation_id.get()),
         }
-        span = trace.get_current_span().get_span_context()
-        if span.is_valid:
-            line["trace_id"] = format(span.trace_id, "032x")
-            line["span_id"] = format(span.span_id, "016x")
+        if ids := current_trace_ids():
+            line["trace_id"], line["span_id"] = ids
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return _encoder.encode(line).decode()

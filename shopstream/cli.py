@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from observability.spans import background
 from shopstream import __version__
 from shopstream.bootstrap import PRODUCT_MODULES, Messaging, migration_plan
 from shopstream.embedded import EmbeddedServers, with_embedded_defaults
@@ -68,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from shopstream.status import status
 
             return status(settings, as_json=args.json)
-        applied = asyncio.run(migrate_all(migration_plan(settings)))
+        with background():  # start-up housekeeping, not a request: no traces of its statements
+            applied = asyncio.run(migrate_all(migration_plan(settings)))
         if args.command == "migrate":
             print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {name}" for name in applied))
             return 0
