@@ -3,8 +3,8 @@
 Each consumer is one Redis consumer group. Each partition stream is leased to one process at a time
 and read under the group-consumer name `p<partition>`, so whoever holds the lease first re-reads the
 partition's pending entries — including those a dead holder left behind. Entries are applied in
-batches, one transaction per batch (one per event when a batch fails), and acknowledged only after
-commit. A failing event is retried with backoff while only its aggregate's later events wait; after
+batches, set-based (see `bus.inbox`), one transaction per batch (one per event when a batch fails), and
+acknowledged only after commit. A failing event is retried with backoff while only its aggregate's later events wait; after
 the last attempt it is stored as a dead letter, then acknowledged.
 """
 
@@ -16,6 +16,8 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -230,17 +232,18 @@ class PartitionWorker:
         await self._flush_acks()
 
     async def _apply_batch(self, batch: list[tuple[bytes, Envelope]]) -> None:
-        if len(batch) > 1 and not any(e.aggregate_id in self.consumer.blocked for _, e in batch):
+        if len(batch) > 1:
+            envelopes = [envelope for _, envelope in batch]
             try:
-                outcomes = []
                 async with self.pool.acquire() as conn, conn.transaction():
-                    for _, envelope in batch:
-                        with processing(self.stream, self.group, envelope.event_id, envelope.traceparent):
-                            outcomes.append(await self.inbox.apply(conn, envelope))
+                    with self._processing_all(envelopes):
+                        outcomes = await self.inbox.apply_batch(conn, envelopes, self.consumer.blocked)
             except Exception:
                 pass  # one of them fails: apply one by one to find it
             else:
                 for (entry_id, envelope), outcome in zip(batch, outcomes, strict=True):
+                    if outcome != PARKED:
+                        self.consumer.blocked.discard(envelope.aggregate_id)
                     self._done(entry_id, envelope, outcome)
                 return
         for entry_id, envelope in batch:
@@ -249,6 +252,14 @@ class PartitionWorker:
                 self._in_flight.add(entry_id)
             else:
                 await self._apply_one(entry_id, envelope)
+
+    @contextmanager
+    def _processing_all(self, envelopes: list[Envelope]) -> Iterator[None]:
+        """Each event's span, open for the whole batch: its events are applied together, set-based."""
+        with ExitStack() as spans:
+            for e in envelopes:
+                spans.enter_context(processing(self.stream, self.group, e.event_id, e.traceparent))
+            yield
 
     async def _apply_one(self, entry_id: bytes, envelope: Envelope, waiting: _Waiting | None = None) -> bool:
         token = correlation_id.set(envelope.correlation_id)

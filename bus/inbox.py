@@ -5,11 +5,16 @@ aggregate with a guarded statement, in the same transaction as the projection's 
 duplicate finds the version already there, a concurrent applier finds the row locked and then moved,
 and a version jump (Redis lost or reordered entries) is healed by reading the missing events from
 the context's event log. An aggregate with a dead letter keeps its later events parked, in order.
+
+A batch is applied wave by wave, a wave holding at most one event per aggregate (the first of each
+aggregate in the batch, then the second, ...): one statement moves every tracked version the wave can
+move, the projection writes the moved events (all at once when it offers `apply_batch`), and each event
+the statement could not move (a duplicate, a gap, a parked aggregate) takes the per-event path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any, Protocol
 
 import asyncpg
@@ -21,7 +26,10 @@ from observability import metrics
 
 
 class Projection(Protocol):
-    """A read model kept by a consumer: its name is the consumer group's."""
+    """A read model kept by a consumer: its name is the consumer group's.
+
+    It may also offer `apply_batch(conn, items)`, writing many `(envelope, event)` items at once, at
+    most one per aggregate and in no particular order (see `bus.batch.BatchedWrites`)."""
 
     @property
     def name(self) -> str: ...
@@ -43,6 +51,21 @@ _MOVE = (
     "UPDATE bus.consumer_positions SET version = $3"
     " WHERE consumer = $1 AND aggregate_id = $2 AND version = $4 RETURNING 1"
 )
+# Moves each aggregate of a wave whose tracked version is the one before its event's; returns those moved.
+_MOVE_WAVE = """
+WITH wave AS (
+    SELECT * FROM unnest($2::text[], $3::bigint[]) AS w(aggregate_id, version)
+), moved AS (
+    UPDATE bus.consumer_positions p SET version = w.version FROM wave w
+    WHERE p.consumer = $1 AND p.aggregate_id = w.aggregate_id AND p.version = w.version - 1
+    RETURNING p.aggregate_id
+), first AS (
+    INSERT INTO bus.consumer_positions (consumer, aggregate_id, version)
+    SELECT $1, aggregate_id, version FROM wave WHERE version = 1
+    ON CONFLICT DO NOTHING RETURNING aggregate_id
+)
+SELECT aggregate_id FROM moved UNION ALL SELECT aggregate_id FROM first
+"""
 _CURRENT = "SELECT version FROM bus.consumer_positions WHERE consumer = $1 AND aggregate_id = $2"
 _DEAD_LETTERED = "SELECT 1 FROM bus.dead_letters WHERE consumer = $1 AND aggregate_id = $2 LIMIT 1 FOR SHARE"
 _PARK = (
@@ -65,6 +88,7 @@ class Inbox:
         self.outbox = outbox
         self.registry = registry
         self._healed = metrics.gaps_healed.labels(self.name)
+        self._apply_batch = getattr(projection, "apply_batch", None)
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> str:
         """Apply one event (inside the caller's transaction); return what happened to it."""
@@ -72,6 +96,31 @@ class Inbox:
         if await self._move(conn, envelope.aggregate_id, version - 1, version):
             await self._project(conn, envelope)
             return APPLIED
+        return await self._settle(conn, envelope)
+
+    async def apply_batch(
+        self, conn: asyncpg.Connection, envelopes: Sequence[Envelope], blocked: Container[str] = ()
+    ) -> list[str]:
+        """Apply a batch (inside the caller's transaction) as `apply` would one by one; return what
+        happened to each. Aggregates in `blocked` go the way of `apply_unless_blocked`."""
+        outcomes = [""] * len(envelopes)
+        for wave in _waves(envelopes):
+            free = [envelopes[i] for i in wave if envelopes[i].aggregate_id not in blocked]
+            moved = await self._move_wave(conn, free) if free else set()
+            await self._project_all(conn, [e for e in free if e.aggregate_id in moved])
+            for i in wave:
+                envelope = envelopes[i]
+                if envelope.aggregate_id in blocked:
+                    outcomes[i] = await self.apply_unless_blocked(conn, envelope)
+                elif envelope.aggregate_id in moved:
+                    outcomes[i] = APPLIED
+                else:
+                    outcomes[i] = await self._settle(conn, envelope)
+        return outcomes
+
+    async def _settle(self, conn: asyncpg.Connection, envelope: Envelope) -> str:
+        """An event whose version could not be moved to: a duplicate, parked, or healed and applied."""
+        version = envelope.aggregate_version
         current = await conn.fetchval(_CURRENT, self.name, envelope.aggregate_id) or 0
         if current >= version:
             return DUPLICATE
@@ -139,6 +188,22 @@ class Inbox:
         event = self.registry.decode(envelope.type, envelope.payload)
         await self.projection.apply(conn, envelope, event)
 
+    async def _project_all(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        if self._apply_batch is None:
+            for envelope in envelopes:
+                await self._project(conn, envelope)
+        elif envelopes:
+            await self._apply_batch(conn, [(e, self.registry.decode(e.type, e.payload)) for e in envelopes])
+
+    async def _move_wave(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> set[str]:
+        rows = await conn.fetch(
+            _MOVE_WAVE,
+            self.name,
+            [e.aggregate_id for e in envelopes],
+            [e.aggregate_version for e in envelopes],
+        )
+        return {row["aggregate_id"] for row in rows}
+
     async def _move(self, conn: asyncpg.Connection, aggregate_id: str, current: int, new: int) -> bool:
         if current == 0:
             return bool(await conn.fetchval(_INSERT_FIRST, self.name, aggregate_id, new))
@@ -147,3 +212,15 @@ class Inbox:
     async def _advance(self, conn: asyncpg.Connection, aggregate_id: str, current: int, new: int) -> None:
         if not await self._move(conn, aggregate_id, current, new):
             raise ConcurrencyError(f"{self.name}: {aggregate_id} moved past version {current} meanwhile")
+
+
+def _waves(envelopes: Sequence[Envelope]) -> list[list[int]]:
+    """Indexes of the batch's events: each aggregate's first event, then each one's second, ..."""
+    waves: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for index, envelope in enumerate(envelopes):
+        depth = seen[envelope.aggregate_id] = seen.get(envelope.aggregate_id, -1) + 1
+        if depth == len(waves):
+            waves.append([])
+        waves[depth].append(index)
+    return waves

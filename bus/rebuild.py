@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from bus.inbox import Inbox
+from bus.inbox import DUPLICATE, Inbox
 
 _FORGET = [
     f"DELETE FROM bus.{table} WHERE consumer = $1"
@@ -24,9 +24,8 @@ async def rebuild(pool: asyncpg.Pool, inbox: Inbox, batch: int = 1000) -> int:
     while True:
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(inbox.outbox.select_all, position, batch)
-            for row in rows:
-                if await inbox.apply(conn, inbox.outbox.envelope(row)) != "duplicate":
-                    applied += 1
+            outcomes = await inbox.apply_batch(conn, [inbox.outbox.envelope(row) for row in rows])
+            applied += sum(outcome != DUPLICATE for outcome in outcomes)
         if not rows:
             return applied
         position = rows[-1]["position"]

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 
+from bus.batch import BatchedWrites
 from bus.messages import Envelope, encoder
 from contexts.catalogue import events as e
 from contexts.catalogue.values import Currency
@@ -41,8 +42,9 @@ _STATUS_AFTER: dict[type, str] = {
 }
 
 
-class _Projection:
-    """Projects an event, then stamps the root row of the aggregate it serves with its version and time."""
+class _Projection(BatchedWrites):
+    """Projects an event, then stamps the root row of the aggregate it serves with its version and time.
+    It only writes, so a consumer's batch is sent as one pipelined round trip per statement."""
 
     context = "catalogue"
     name: ClassVar[str]

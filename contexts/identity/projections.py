@@ -1,7 +1,8 @@
 """Identity read models, each kept by its own consumer: customer card, address book, lookup, segments.
 
 Every projection moves its `version` on every event of the customer, so a read's version (and ETag)
-is always the aggregate's version it reflects.
+is always the aggregate's version it reflects. Each only writes, so a consumer's batch of events is sent
+as one pipelined round trip per statement (`BatchedWrites`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from typing import Any
 
 import asyncpg
 
+from bus.batch import BatchedWrites
 from bus.messages import Envelope
 from contexts.identity import events as e
 from contexts.identity.values import email_key
 
 
-class CustomerCards:
+class CustomerCards(BatchedWrites):
     name = "identity.customer_card"
     context = "identity"
     tables = ("identity.customer_cards",)
@@ -73,7 +75,7 @@ def _address_values(event: e.AddressAdded | e.AddressUpdated) -> tuple[object, .
     )  # fmt: skip
 
 
-class AddressBooks:
+class AddressBooks(BatchedWrites):
     name = "identity.address_book"
     context = "identity"
     tables = ("identity.address_books", "identity.addresses")
@@ -120,7 +122,7 @@ class AddressBooks:
         )  # fmt: skip
 
 
-class CustomerLookup:
+class CustomerLookup(BatchedWrites):
     name = "identity.customer_lookup"
     context = "identity"
     tables = ("identity.customer_lookup",)
@@ -133,45 +135,31 @@ class CustomerLookup:
             )  # fmt: skip
 
 
-# Moves one member between two values of a dimension and adjusts both counts in one statement;
-# counts stay exact because each member's current value is read and changed under its row lock.
-_MOVE_MEMBER = """
-WITH old AS (
-    SELECT {column} AS value FROM identity.segment_members WHERE customer_id = $1 FOR UPDATE
-), moved AS (
-    UPDATE identity.segment_members SET {column} = $2 WHERE customer_id = $1
-)
-INSERT INTO identity.segment_counts AS c (dimension, value, members)
-SELECT '{column}', change.value, change.delta
-FROM old, LATERAL (VALUES (old.value, -1), ($2, 1)) AS change(value, delta)
-WHERE old.value <> $2
-ORDER BY change.value  -- one lock order for every mover: no deadlocks between opposite moves
-ON CONFLICT (dimension, value) DO UPDATE SET members = c.members + EXCLUDED.members
-"""
-_MOVE_STATUS = _MOVE_MEMBER.format(column="status")
-_MOVE_TIER = _MOVE_MEMBER.format(column="tier")
-_JOIN = """
-WITH joined AS (
-    INSERT INTO identity.segment_members (customer_id, tier, status) VALUES ($1, $2, $3)
-)
-INSERT INTO identity.segment_counts AS c (dimension, value, members) VALUES ('status', $3, 1), ('tier', $2, 1)
-ON CONFLICT (dimension, value) DO UPDATE SET members = c.members + 1
-"""
+class Segments(BatchedWrites):
+    """Each member's current tier and status; the counts are counted when read (`get_segments`), so no
+    count row is shared by every writer and the counts are exact whatever order customers arrive in."""
 
-
-class Segments:
     name = "identity.segments"
     context = "identity"
-    tables = ("identity.segment_members", "identity.segment_counts")
+    tables = ("identity.segment_members",)
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
             case e.CustomerRegistered():
-                await conn.execute(_JOIN, event.customer_id, str(event.tier), str(event.status))
+                await conn.execute(
+                    "INSERT INTO identity.segment_members (customer_id, tier, status) VALUES ($1, $2, $3)",
+                    event.customer_id, str(event.tier), str(event.status),
+                )  # fmt: skip
             case e.AccountSuspended() | e.AccountReactivated() | e.AccountClosed():
-                await conn.execute(_MOVE_STATUS, event.customer_id, _STATUS_AFTER[type(event)])
+                await conn.execute(
+                    "UPDATE identity.segment_members SET status = $2 WHERE customer_id = $1",
+                    event.customer_id, _STATUS_AFTER[type(event)],
+                )  # fmt: skip
             case e.TierUpgraded():
-                await conn.execute(_MOVE_TIER, event.customer_id, str(event.new_tier))
+                await conn.execute(
+                    "UPDATE identity.segment_members SET tier = $2 WHERE customer_id = $1",
+                    event.customer_id, str(event.new_tier),
+                )  # fmt: skip
 
 
 PROJECTIONS = (CustomerCards(), AddressBooks(), CustomerLookup(), Segments())

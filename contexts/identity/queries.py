@@ -99,8 +99,16 @@ async def list_addresses(pool: asyncpg.Pool, customer_id: str) -> AddressList | 
     return AddressList(items=[AddressView(**dict(r)) for r in rows], version=version)
 
 
+_SEGMENTS = """
+SELECT 'tier' AS dimension, tier AS value, count(*) AS members FROM identity.segment_members GROUP BY tier
+UNION ALL
+SELECT 'status', status, count(*) FROM identity.segment_members GROUP BY status
+"""
+
+
 async def get_segments(pool: asyncpg.Pool) -> SegmentCounts:
-    rows = await pool.fetch("SELECT dimension, value, members FROM identity.segment_counts")
+    """Counted when read, in one snapshot: exact, and no count row that every writer would update."""
+    rows = await pool.fetch(_SEGMENTS)
     counts = {(r["dimension"], r["value"]): r["members"] for r in rows}
     return SegmentCounts(
         tiers={t.value: counts.get(("tier", t.value), 0) for t in Tier},
