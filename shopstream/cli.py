@@ -15,10 +15,11 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from observability.spans import background
-from shopstream import __version__
+from shopstream import __version__, eventloop
 from shopstream.bootstrap import PRODUCT_MODULES, Messaging, migration_plan
 from shopstream.embedded import EmbeddedServers, with_embedded_defaults
 from shopstream.migrate import MigrationError, migrate_all
+from shopstream.processes import SupervisorProcess
 from shopstream.settings import ConfigurationError, Settings
 
 
@@ -26,7 +27,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__)
     parser.add_argument("--version", action="version", version=f"shopstream {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="API, relays and consumers in one process (migrates first)")
+    serve = commands.add_parser("serve", help="API, relays and consumers on every core (migrates first)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes, beside one more for the relays and consumers (default 1: everything in"
+        f" one process; this machine has {os.cpu_count() or 1} cores)",
+    )
     api = commands.add_parser("api", help="the HTTP API only")
     api.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     worker = commands.add_parser("worker", help="relays and consumers only; run as many as you like")
@@ -70,19 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return status(settings, as_json=args.json)
         with background():  # start-up housekeeping, not a request: no traces of its statements
-            applied = asyncio.run(migrate_all(migration_plan(settings)))
+            applied = eventloop.run(migrate_all(migration_plan(settings)))
         if args.command == "migrate":
             print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {name}" for name in applied))
             return 0
         if args.command in ("serve", "api"):
             _print_banner(settings, servers, args.command)
-            _serve(settings, workers=getattr(args, "workers", 1), run_workers=args.command == "serve")
-            return 0
+            return _serve(settings, workers=max(1, args.workers), run_workers=args.command == "serve")
         if args.command == "worker":
             _print_banner(settings, servers, "worker")
-            asyncio.run(_worker(settings, args.context, args.metrics_port))
+            eventloop.run(_worker(settings, args.context, args.metrics_port))
             return 0
-        return asyncio.run(_with_messaging(settings, _OPERATIONS[(args.command, args.action)], args))
+        return eventloop.run(_with_messaging(settings, _OPERATIONS[(args.command, args.action)], args))
     except (ConfigurationError, MigrationError, OSError) as exc:
         print(f"shopstream: {exc}", file=sys.stderr)
         return 1
@@ -91,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             servers.stop()
 
 
-def _serve(settings: Settings, workers: int, run_workers: bool) -> None:
+def _serve(settings: Settings, workers: int, run_workers: bool) -> int:
+    """One process, or `workers` API processes (plus, for `serve`, one running the relays and
+    consumers) sharing the listening socket, the servers and the metrics directory."""
     import uvicorn
 
     options: dict[str, Any] = {
@@ -105,14 +114,19 @@ def _serve(settings: Settings, workers: int, run_workers: bool) -> None:
         from observability.exposition import shared_between_processes
 
         with shared_between_processes():  # one scrape sees every process, none twice
-            uvicorn.run("shopstream.app:create_app", factory=True, workers=workers, **options)
-        return
+            if not run_workers:
+                uvicorn.run("shopstream.app:create_app", factory=True, workers=workers, **options)
+                return 0
+            with SupervisorProcess(settings) as supervisor:
+                uvicorn.run("shopstream.app:create_app", factory=True, workers=workers, **options)
+            return 0 if supervisor.stopped_cleanly else 1
     from shopstream.app import create_app
 
     app = create_app(settings, run_workers=run_workers)
     gc.collect()
     gc.freeze()  # what start-up built lives for good: keep it out of every later collection
     uvicorn.run(app, **options)
+    return 0
 
 
 async def _worker(settings: Settings, context: str | None, metrics_port: int = 0) -> None:
@@ -128,7 +142,8 @@ async def _worker(settings: Settings, context: str | None, metrics_port: int = 0
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, supervisor.stop)
-        await supervisor.run()
+        async with exposition.server_process():  # under `serve --workers N`: into the shared metrics
+            await supervisor.run()
     finally:
         if stop_metrics is not None:
             stop_metrics()

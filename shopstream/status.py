@@ -14,6 +14,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from bus.module import ContextModule
+from shopstream import eventloop
 from shopstream.bootstrap import PRODUCT_MODULES, Messaging
 from shopstream.monitor import Monitor, Overview
 from shopstream.settings import Settings
@@ -30,7 +31,7 @@ class Unavailable(Exception):
 
 
 def status(settings: Settings, as_json: bool = False) -> int:
-    return asyncio.run(report(settings, as_json))
+    return eventloop.run(report(settings, as_json))
 
 
 async def report(

@@ -1,0 +1,77 @@
+"""The process of `shopstream serve --workers N` that runs the relays and consumers, beside the API's."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from multiprocessing.connection import wait
+from types import TracebackType
+
+from shopstream.settings import Settings
+
+STOP_TIMEOUT = 10.0  # seconds a stopping supervisor gets to finish its batches before it is killed
+
+_log = logging.getLogger("shopstream.serve")
+
+
+class SupervisorProcess:
+    """Runs `shopstream worker` (every context) in a child process for the span of a `with` block.
+
+    If the child dies while the block runs, the whole server stops (SIGTERM to this process) rather
+    than serve commands whose events nobody relays; `stopped_cleanly` then reads False."""
+
+    def __init__(self, settings: Settings) -> None:
+        # spawn, as uvicorn does: the child starts clean, not as a copy of a process that holds threads
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_supervise, args=(settings,), name="shopstream-supervisor", daemon=True
+        )
+        self._lock = threading.Lock()  # one thread at a time may reap the child
+        self._leaving = False
+        self.stopped_cleanly = True
+
+    def __enter__(self) -> SupervisorProcess:
+        self._process.start()
+        threading.Thread(target=self._watch, name="supervisor-watch", daemon=True).start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with self._lock:
+            self._leaving = True
+        process = self._process
+        if not wait([process.sentinel], 0):
+            process.terminate()  # SIGTERM: the supervisor stops its tasks and closes its pools
+        if not wait([process.sentinel], STOP_TIMEOUT):
+            _log.error("the relays and consumers did not stop within %.0fs: killed", STOP_TIMEOUT)
+            process.kill()
+            self.stopped_cleanly = False
+        process.join()
+        if process.exitcode not in (0, -signal.SIGTERM):
+            self.stopped_cleanly = False
+
+    def _watch(self) -> None:
+        wait([self._process.sentinel])
+        with self._lock:
+            if self._leaving:
+                return
+            code = self._process.exitcode
+        if code != 0:  # 0: stopped by a signal sent to it alone
+            _log.error("the relays and consumers exited (code %s): stopping", code)
+            self.stopped_cleanly = False
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _supervise(settings: Settings) -> None:
+    from observability.logging import configure_logging
+    from observability.tracing import configure_tracing
+    from shopstream import eventloop
+    from shopstream.cli import _worker
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent too, which stops us
+    configure_logging(settings.log_level, settings.log_format)
+    configure_tracing(settings.traces_exporter, settings.otlp_traces_protocol or settings.otlp_protocol)
+    eventloop.run(_worker(settings, None))
