@@ -85,8 +85,9 @@ test-e2e *args: (venv "dev")
 deploy-check *args: (venv "dev")
     {{bin}}/pytest tests/deploy {{args}}
 
-# every benchmark
-bench: bench-messaging bench-commands
+# the end-to-end report: command path, sustained pipeline rate, commit-to-read-model lag, backlog drain, beside baselines; written to bench/results/ (needs wrk; under 10 minutes)
+bench *args: venv
+    {{bin}}/python -m bench.report {{args}}
 
 # relay and consumer throughput beside raw redis-py/asyncpg baselines (BENCH_DATABASE_URL, BENCH_REDIS_URL)
 bench-messaging *args: venv

@@ -1,7 +1,8 @@
-"""Requests/s of the HTTP command path (`POST /customers`) beside a bare Litestar + asyncpg baseline.
+"""Requests/s of the HTTP command path (`POST /customers`, `POST /categories`) beside a bare Litestar +
+asyncpg baseline.
 
     python -m bench.commands [--duration 8] [--rounds 3] [--connections 32] [--threads 2]
-                             [--warmup 2] [--profile FILE]
+                             [--warmup 2] [--routes customers,categories] [--profile FILE]
 
 PostgreSQL and Redis come from BENCH_DATABASE_URL / BENCH_REDIS_URL, else SHOPSTREAM_TEST_DATABASE_URL /
 SHOPSTREAM_TEST_REDIS_URL, else embedded servers started in a temporary directory. The run works in a
@@ -15,8 +16,8 @@ Two servers run side by side on free ports, each one uvicorn process with the sa
   row and one outbox row, whose trigger sends pg_notify, commit);
 - baseline: `bench.bare_app` (decode the same body, insert one row into each of two tables, commit).
 
-wrk drives `POST /customers` with a unique external_id and e-mail per request (same body shape for
-both). After a short warm-up of each, runs alternate baseline, shopstream, baseline, ... and end with a
+wrk drives each route in turn: `POST /customers` with a unique external_id and e-mail per request,
+`POST /categories` with a unique root category name (same body shape for both servers). After a short warm-up of each, runs alternate baseline, shopstream, baseline, ... and end with a
 baseline, so that every shopstream run is bracketed and drifting load elsewhere on the machine biases
 neither side. Only 2xx answers count; more than 1% of other answers (or of socket errors) fails the
 benchmark. Each run also shows the CPU time the server process used per request: a server at 100% of
@@ -58,10 +59,15 @@ MAX_FAILED = 0.01  # non-2xx answers (and, apart, socket errors) tolerated, as a
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0  # uvicorn's graceful shutdown is 10s
 
-# The tables of bench/bare_app.py: one aggregate row and one outbox row per registration.
+# The tables of bench/bare_app.py: one aggregate row and one outbox row per command.
 BARE_SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS bare;
 CREATE TABLE IF NOT EXISTS bare.customers (
+    id      uuid PRIMARY KEY,
+    state   jsonb,
+    version int
+);
+CREATE TABLE IF NOT EXISTS bare.categories (
     id      uuid PRIMARY KEY,
     state   jsonb,
     version int
@@ -87,6 +93,7 @@ end
 
 function init(args)
   prefix = (args[1] or "run") .. "-" .. thread_no .. "-"
+  route = args[2] or "customers"
   count = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
@@ -95,9 +102,14 @@ end
 function request()
   count = count + 1
   local id = prefix .. count
-  local body = '{"external_id":"ext-' .. id .. '","email":"user-' .. id .. '@bench.example",'
-    .. '"first_name":"Ada","last_name":"Lovelace"}'
-  return wrk.format(nil, "/customers", nil, body)
+  local body
+  if route == "categories" then
+    body = '{"name":"Category ' .. id .. '","attributes":{"season":"summer"}}'
+  else
+    body = '{"external_id":"ext-' .. id .. '","email":"user-' .. id .. '@bench.example",'
+      .. '"first_name":"Ada","last_name":"Lovelace"}'
+  end
+  return wrk.format(nil, "/" .. route, nil, body)
 end
 
 function done(summary, latency, requests)
@@ -261,9 +273,10 @@ def bare_argv(port: int) -> list[str]:
 def wrk(
     wrk_path: str, script: Path, url: str, tag: str, args: argparse.Namespace, seconds: float
 ) -> WrkResult:
+    """wrk posting to `url`, whose last path segment names the route the script builds bodies for."""
     argv = [
         wrk_path, f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s", "--timeout", "5s",
-        "-s", str(script), url, "--", tag,
+        "-s", str(script), url, "--", tag, url.rsplit("/", 1)[1],
     ]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     for text in done.stdout.splitlines():
@@ -337,9 +350,46 @@ def profile(server: Server, path: str, run: Callable[[], object], seconds: float
         recorder.wait(seconds + 30)
 
 
-def bench(args: argparse.Namespace, wrk_path: str, database_server: str, redis_url: str) -> None:
+class CommandFigure(msgspec.Struct, frozen=True):
+    """One route: the shopstream runs and the baseline runs bracketing them."""
+
+    route: str
+    shopstream: list[Run]
+    baseline: list[Run]
+
+    @property
+    def rate(self) -> float:
+        return statistics.fmean([r.rate for r in self.shopstream])
+
+    @property
+    def baseline_rate(self) -> float:
+        return statistics.fmean([r.rate for r in self.baseline])
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.baseline_rate
+
+    def describe(self) -> str:
+        per_run = [
+            r.rate / statistics.fmean([self.baseline[i].rate, self.baseline[i + 1].rate])
+            for i, r in enumerate(self.shopstream)
+        ]
+        return (
+            f"result    {self.route}: shopstream {self.rate:,.0f} req/s   baseline {self.baseline_rate:,.0f} req/s"
+            f" (mean of {' / '.join(f'{r.rate:,.0f}' for r in self.baseline)})   ratio {self.ratio:.2f}"
+            f"   (per run, against the baselines around it: {', '.join(f'{x:.2f}' for x in per_run)})"
+        )
+
+
+ROUTES = ("customers", "categories")
+
+
+def bench(
+    args: argparse.Namespace, wrk_path: str, database_server: str, redis_url: str
+) -> list[CommandFigure]:
     run_id = uuid.uuid4().hex[:10]
     pool_size = Settings().db_pool_size  # the servers inherit no SHOPSTREAM_* variable: the default
+    figures: list[CommandFigure] = []
     with ExitStack() as stack:
         settings, postgres_version, redis = stack.enter_context(scratch(database_server, redis_url, run_id))
         print(machine_facts(postgres_version, str(redis.info("server")["redis_version"])))
@@ -351,7 +401,7 @@ def bench(args: argparse.Namespace, wrk_path: str, database_server: str, redis_u
             flush=True,
         )
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-commands-")))
-        script = workdir / "register.lua"
+        script = workdir / "commands.lua"
         script.write_text(WRK_SCRIPT)
         database_url = settings.database_url
         assert database_url is not None
@@ -368,57 +418,66 @@ def bench(args: argparse.Namespace, wrk_path: str, database_server: str, redis_u
         bare.wait_until_answering(None)
         shop.wait_until_answering("/ready")
 
-        def drive(server: Server, tag: str, seconds: float) -> Run:
-            cpu_before = server.cpu_seconds()
-            result = checked(server, wrk(wrk_path, script, f"{server.url}/customers", tag, args, seconds))
-            cpu_after = server.cpu_seconds()
-            used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-            return Run(result, used)
+        for route in args.routes:
 
-        if args.warmup > 0:
-            drive(bare, "warm", args.warmup)
-            drive(shop, "warm", args.warmup)
-        baseline: list[Run] = []
-        measured: list[Run] = []
-        for round_no in range(1, args.rounds + 2):
-            baseline.append(drive(bare, f"b{round_no}", args.duration))
-            print(f"baseline   run {round_no}  {baseline[-1].describe()}", flush=True)
-            if round_no <= args.rounds:
-                measured.append(drive(shop, f"s{round_no}", args.duration))
-                print(f"shopstream run {round_no}  {measured[-1].describe()}", flush=True)
+            def drive(server: Server, tag: str, seconds: float, route: str = route) -> Run:
+                cpu_before = server.cpu_seconds()
+                result = checked(server, wrk(wrk_path, script, f"{server.url}/{route}", tag, args, seconds))
+                cpu_after = server.cpu_seconds()
+                used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+                return Run(result, used)
 
-        shop_rate = statistics.fmean([r.rate for r in measured])
-        base_rate = statistics.fmean([r.rate for r in baseline])
-        per_run = [
-            r.rate / statistics.fmean([baseline[i].rate, baseline[i + 1].rate])
-            for i, r in enumerate(measured)
-        ]
-        print(
-            f"result    shopstream {shop_rate:,.0f} req/s   baseline {base_rate:,.0f} req/s"
-            f" (mean of {' / '.join(f'{r.rate:,.0f}' for r in baseline)})   ratio {shop_rate / base_rate:.2f}"
-            f"   (per run, against the baselines around it: {', '.join(f'{x:.2f}' for x in per_run)})",
-            flush=True,
-        )
-        if args.profile:
+            print(f"route     POST /{route}", flush=True)
+            if args.warmup > 0:
+                drive(bare, "warm", args.warmup)
+                drive(shop, "warm", args.warmup)
+            baseline: list[Run] = []
+            measured: list[Run] = []
+            for round_no in range(1, args.rounds + 2):
+                baseline.append(drive(bare, f"b{round_no}", args.duration))
+                print(f"baseline   run {round_no}  {baseline[-1].describe()}", flush=True)
+                if round_no <= args.rounds:
+                    measured.append(drive(shop, f"s{round_no}", args.duration))
+                    print(f"shopstream run {round_no}  {measured[-1].describe()}", flush=True)
+            figures.append(CommandFigure(route, measured, baseline))
+            print(figures[-1].describe(), flush=True)
+
+        if getattr(args, "profile", None):
             seconds = args.duration + 2
 
             def profiled_run() -> None:
                 time.sleep(1)  # py-spy attaches first
-                drive(shop, "profile", args.duration)
+                checked(
+                    shop,
+                    wrk(wrk_path, script, f"{shop.url}/{args.routes[0]}", "profile", args, args.duration),
+                )
 
             profile(shop, args.profile, profiled_run, seconds)
             print(f"profile   py-spy raw stacks of shopstream under load: {args.profile}")
+    return figures
+
+
+def options(parser: argparse.ArgumentParser, duration: float = 8.0, rounds: int = 3) -> None:
+    parser.add_argument(
+        "--duration", type=float, default=duration, help=f"seconds per wrk run (default {duration:g})"
+    )
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"shopstream runs (default {rounds})")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per server (default 2)")
+    parser.add_argument(
+        "--routes",
+        type=lambda text: text.split(","),
+        default=list(ROUTES),
+        help=f"commands to post, comma separated (default {','.join(ROUTES)})",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run (default 8)")
-    parser.add_argument("--rounds", type=int, default=3, help="shopstream runs (default 3)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per server (default 2)")
+    options(parser)
     parser.add_argument("--profile", metavar="FILE", help="py-spy raw stacks of one extra shopstream run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
