@@ -37,6 +37,10 @@ class Headers(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     traceparent: str | None = None
 
 
+_EVENT_COLUMNS = "event_id, type, schema_version, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload, headers"
+_EVENT_TYPES = ("uuid", "text", "integer", "text", "text", "bigint", "timestamptz", "jsonb", "jsonb")
+
+
 def partition_of(aggregate_id: str, partitions: int) -> int:
     return zlib.crc32(aggregate_id.encode()) % partitions
 
@@ -48,10 +52,8 @@ class Outbox:
         self.context = context
         table = f"{schema or context}.outbox"
         self.table = table
-        self._insert = (
-            f"INSERT INTO {table} (event_id, type, schema_version, aggregate_type, aggregate_id,"
-            " aggregate_version, occurred_at, payload, headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        )
+        self._insert = f"INSERT INTO {table} ({_EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        self._combined: dict[tuple[str, int, int, bool], str] = {}
         columns = self.columns()
         self.claim = (
             f"SELECT {columns} FROM {table} WHERE published_at IS NULL"
@@ -73,12 +75,12 @@ class Outbox:
             f" {p}aggregate_version, {p}occurred_at, {p}payload::text AS payload, {p}headers::text AS headers"
         )
 
-    async def append(self, conn: asyncpg.Connection, aggregate: Aggregate, headers: Headers) -> None:
-        """Write the aggregate's pending events; the insert trigger sends the NOTIFY on commit."""
+    def rows(self, aggregate: Aggregate, headers: Headers) -> list[tuple[object, ...]]:
+        """The outbox rows of the aggregate's pending events, in `insert` column order."""
         now = datetime.now(UTC)
         header_json = encoder.encode(headers).decode()
         first = aggregate.loaded_version
-        rows = [
+        return [
             (
                 uuid.uuid4(),
                 event.tag(),
@@ -92,10 +94,42 @@ class Outbox:
             )
             for offset, event in enumerate(aggregate.pending_events, start=1)
         ]
+
+    async def append(self, conn: asyncpg.Connection, aggregate: Aggregate, headers: Headers) -> None:
+        """Write the aggregate's pending events; the insert trigger sends the NOTIFY on commit."""
+        rows = self.rows(aggregate, headers)
         if len(rows) == 1:
             await conn.execute(self._insert, *rows[0])
         elif rows:
             await conn.executemany(self._insert, rows)
+
+    def insert_after(self, write: str, first: int, count: int, remember: bool) -> str:
+        """One statement that runs `write` (an aggregate's INSERT or versioned UPDATE, parameters $1 to
+        $first-1), then, only if it touched its row, inserts `count` events (and the idempotency record
+        when `remember`): the command's whole commit in one round trip, atomic without a transaction."""
+        key = (write, first, count, remember)
+        sql = self._combined.get(key)
+        if sql is None:
+            n = first
+            values = []
+            for _ in range(count):
+                values.append(
+                    "(" + ", ".join(f"${n + i}::{kind}" for i, kind in enumerate(_EVENT_TYPES)) + ")"
+                )
+                n += len(_EVENT_TYPES)
+            keep = (
+                f", kept AS (INSERT INTO bus.idempotency_keys (key, fingerprint, outcome)"
+                f" SELECT ${n}::text, ${n + 1}::text, ${n + 2}::jsonb WHERE EXISTS (SELECT FROM written))"
+                if remember
+                else ""
+            )
+            sql = (
+                f"WITH written AS ({write} RETURNING 1){keep}"
+                f" INSERT INTO {self.table} ({_EVENT_COLUMNS})"
+                f" SELECT * FROM (VALUES {', '.join(values)}) AS event WHERE EXISTS (SELECT FROM written)"
+            )
+            self._combined[key] = sql
+        return sql
 
     def envelope(self, row: asyncpg.Record) -> Envelope:
         headers = msgspec.json.decode(row["headers"], type=Headers)

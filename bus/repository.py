@@ -83,10 +83,10 @@ class Repository(Generic[A]):
             await self._write(conn, aggregate)
             await self.save_more(conn, aggregate)
         except asyncpg.UniqueViolationError as exc:
-            refusal = self.unique.get(exc.constraint_name or "")
+            refusal = self.refusal(exc, aggregate)
             if refusal is None:
                 raise
-            raise refusal(aggregate) from None
+            raise refusal from None
 
     async def save_more(self, conn: asyncpg.Connection, aggregate: A) -> None:
         """Rows beside the aggregate's own, written in the same transaction (e.g. unique child keys)."""
@@ -97,20 +97,32 @@ class Repository(Generic[A]):
         if await conn.fetchval(self._still, aggregate.id, aggregate.loaded_version) is None:
             raise ConcurrencyError(aggregate.id)
 
-    async def _write(self, conn: asyncpg.Connection, aggregate: A) -> None:
+    def write(self, aggregate: A) -> tuple[str, tuple[object, ...]]:
+        """The statement that saves the aggregate, and its arguments: an INSERT for a new one, else
+        the UPDATE with its version check."""
         lookups = self.lookup_values(aggregate)
         if aggregate.loaded_version == 0:
-            await conn.execute(self._insert, aggregate.id, self.dump(aggregate), aggregate.version, *lookups)
-            return
-        status = await conn.execute(
-            self._update,
+            return self._insert, (aggregate.id, self.dump(aggregate), aggregate.version, *lookups)
+        return self._update, (
             aggregate.id,
             aggregate.loaded_version,
             self.dump(aggregate),
             aggregate.version,
             *lookups,
         )
-        if status == "UPDATE 0":
+
+    @property
+    def saves_alone(self) -> bool:
+        """True when saving is the one statement of `write`, with no rows beside it."""
+        return type(self).save_more is Repository.save_more
+
+    def refusal(self, exc: asyncpg.UniqueViolationError, aggregate: A) -> Refusal | None:
+        refusal = self.unique.get(exc.constraint_name or "")
+        return None if refusal is None else refusal(aggregate)
+
+    async def _write(self, conn: asyncpg.Connection, aggregate: A) -> None:
+        statement, args = self.write(aggregate)
+        if await conn.execute(statement, *args) == "UPDATE 0":
             raise ConcurrencyError(aggregate.id)
 
 

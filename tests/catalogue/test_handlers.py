@@ -459,12 +459,11 @@ class TestDeactivationRace:
             async with b:
                 category = await Categories(b).get(category_id)
                 category.deactivate(now=now())
-                await Categories(b).save(b.conn, category)
-                pending = asyncio.ensure_future(a.commit(created_id=product.id))
-                await waiting_for_a_lock(pool, a.conn.get_server_pid())
-                assert not pending.done()
-                category.mark_saved()  # written above: commit only ends b's transaction
-                await b.commit()
+                async with b.conn.transaction():  # the deactivation, saved and not yet committed
+                    await Categories(b).save(b.conn, category)
+                    pending = asyncio.ensure_future(a.commit(created_id=product.id))
+                    await waiting_for_a_lock(pool, a.conn.get_server_pid())
+                    assert not pending.done()
             with pytest.raises(ConcurrencyError):
                 await pending
         assert await stored_version(pool, "products", product.id) is None

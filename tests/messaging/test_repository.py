@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from bus.aggregate import Aggregate
-from bus.errors import ConcurrencyError, Conflict, NotFound
+from bus.errors import ConcurrencyError, Conflict, IdempotencyKeyInFlight, NotFound
 from bus.messages import Event, message
 from bus.outbox import Outbox
 from bus.repository import Repository, change
@@ -129,3 +129,84 @@ async def test_an_unchanged_read_aggregate_lets_the_commit_through(pool):
         (await labels.get(written_id)).rename(f"Written-{uuid.uuid4().hex[:6]}")
         await uow.commit()
     assert await pool.fetchval("SELECT version FROM counters.labels WHERE id = $1", written_id) == 2
+
+
+async def events_of(pool, label_id: str) -> list[int]:
+    rows = await pool.fetch(
+        "SELECT aggregate_version FROM counters.outbox WHERE aggregate_id = $1 ORDER BY position", label_id
+    )
+    return [row["aggregate_version"] for row in rows]
+
+
+class TestOneStatementCommit:
+    """A command that changed one aggregate and read nothing else commits in one statement: the same
+    guarantees as a transaction — a lost update is refused whole, and events only land with their row."""
+
+    async def test_a_stale_update_writes_neither_row_nor_events(self, pool):
+        label_id = await create(pool, f"Stale-{uuid.uuid4().hex[:6]}")
+        async with unit_of_work(pool) as uow:
+            (await Labels(uow).get(label_id)).rename(f"Late-{uuid.uuid4().hex[:6]}")
+            await change(Labels(unit_of_work(pool)), label_id, None, lambda label: label.rename("first"))
+            with pytest.raises(ConcurrencyError):
+                await uow.commit()
+        row = await pool.fetchrow(
+            "SELECT state->>'name' AS name, version FROM counters.labels WHERE id = $1", label_id
+        )
+        assert (row["name"], row["version"]) == ("first", 2)
+        assert await events_of(pool, label_id) == [1, 2]
+
+    async def test_several_events_land_in_order_with_the_idempotency_record(self, pool):
+        key = uuid.uuid4().hex
+        label = Label(uuid.uuid4().hex, "")
+        for n in range(3):
+            label.rename(f"Many-{n}-{uuid.uuid4().hex[:6]}")
+        uow = UnitOfWork(
+            pool, Outbox("counters"), Meta(correlation_id="t", idempotency_key=key, fingerprint="f")
+        )
+        async with uow:
+            Labels(uow).add(label)
+            outcome = await uow.commit(created_id=label.id)
+        assert await events_of(pool, label.id) == [1, 2, 3]
+        kept = await pool.fetchrow(
+            "SELECT fingerprint, outcome::text AS outcome FROM bus.idempotency_keys WHERE key = $1", key
+        )
+        assert kept["fingerprint"] == "f"
+        assert json.loads(kept["outcome"]) == {"aggregate_id": label.id, "version": 3, "created_id": label.id}
+        assert outcome.version == 3
+
+    async def test_a_refused_insert_leaves_no_events_and_no_idempotency_record(self, pool):
+        taken = f"Taken-{uuid.uuid4().hex[:6]}"
+        await create(pool, taken)
+        key = uuid.uuid4().hex
+        label = Label(uuid.uuid4().hex, "")
+        label.rename(taken)
+        uow = UnitOfWork(
+            pool, Outbox("counters"), Meta(correlation_id="t", idempotency_key=key, fingerprint="f")
+        )
+        with pytest.raises(NameTaken):
+            async with uow:
+                Labels(uow).add(label)
+                await uow.commit()
+        assert await events_of(pool, label.id) == []
+        assert await pool.fetchval("SELECT count(*) FROM bus.idempotency_keys WHERE key = $1", key) == 0
+
+    async def test_a_key_already_kept_refuses_the_second_commit_whole(self, pool):
+        key = uuid.uuid4().hex
+        labels = []
+        for outcome in ("first", "second"):
+            label = Label(uuid.uuid4().hex, "")
+            label.rename(f"Keyed-{outcome}-{uuid.uuid4().hex[:6]}")
+            labels.append(label)
+            uow = UnitOfWork(
+                pool, Outbox("counters"), Meta(correlation_id="t", idempotency_key=key, fingerprint="f")
+            )
+            async with uow:
+                Labels(uow).add(label)
+                if outcome == "first":
+                    await uow.commit()
+                else:
+                    with pytest.raises(IdempotencyKeyInFlight):
+                        await uow.commit()
+        assert await events_of(pool, labels[0].id) == [1]
+        assert await events_of(pool, labels[1].id) == []
+        assert await pool.fetchval("SELECT count(*) FROM counters.labels WHERE id = $1", labels[1].id) == 0
