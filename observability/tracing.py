@@ -77,6 +77,13 @@ def uninstall() -> None:
     _provider = _tracer = None
 
 
+def flush_tracing(timeout_seconds: float = 5.0) -> None:
+    """Export the spans still batched. A process that multiprocessing started leaves through
+    `os._exit`, which skips the SDK's own exit hook: server and supervisor processes call this last."""
+    if _provider is not None:
+        _provider.force_flush(int(timeout_seconds * 1000))  # type: ignore[attr-defined]
+
+
 def tracer_provider() -> trace.TracerProvider | None:
     """The provider in use, or None when tracing is off."""
     return _provider

@@ -22,7 +22,7 @@ from observability.exposition import server_process
 from observability.http import HttpMetrics
 from observability.http_tracing import http_server_plugins
 from observability.logging import configure_logging
-from observability.tracing import configure_tracing
+from observability.tracing import configure_tracing, flush_tracing
 from shopstream import __version__
 from shopstream.bootstrap import PRODUCT_MODULES, Messaging
 from shopstream.edge import MAX_BODY_BYTES, Edge
@@ -81,6 +81,7 @@ def create_app(
             await messaging.close()
             if servers is not None:
                 servers.stop()
+            flush_tracing()
 
     app = Litestar(
         route_handlers=[

@@ -23,6 +23,13 @@ from shopstream.processes import SupervisorProcess
 from shopstream.settings import ConfigurationError, Settings
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopstream", description=__doc__)
     parser.add_argument("--version", action="version", version=f"shopstream {__version__}")
@@ -31,9 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="API processes, beside one more for the relays and consumers (default 1: everything in"
-        f" one process; this machine has {os.cpu_count() or 1} cores)",
+        default=_cores(),
+        help="API processes, beside one more for the relays and consumers; 1 runs everything in one"
+        f" process (default: the cores this process may use, here {_cores()})",
     )
     api = commands.add_parser("api", help="the HTTP API only")
     api.add_argument("--workers", type=int, default=1, help="server processes (default 1)")

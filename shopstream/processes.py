@@ -67,11 +67,14 @@ class SupervisorProcess:
 
 def _supervise(settings: Settings) -> None:
     from observability.logging import configure_logging
-    from observability.tracing import configure_tracing
+    from observability.tracing import configure_tracing, flush_tracing
     from shopstream import eventloop
     from shopstream.cli import _worker
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent too, which stops us
     configure_logging(settings.log_level, settings.log_format)
     configure_tracing(settings.traces_exporter, settings.otlp_traces_protocol or settings.otlp_protocol)
-    eventloop.run(_worker(settings, None))
+    try:
+        eventloop.run(_worker(settings, None))
+    finally:
+        flush_tracing()
