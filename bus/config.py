@@ -8,7 +8,7 @@ import msgspec
 class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     redis_prefix: str = "shopstream"
     partitions: int = 4
-    relay_batch: int = 500
+    relay_batch: int = 2000  # rows a relay claims and XADDs in one pipeline
     relay_poll_interval: float = 5.0
     stream_maxlen: int = 1_000_000
     command_attempts: int = 3
