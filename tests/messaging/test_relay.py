@@ -101,3 +101,42 @@ async def test_relay_wakes_for_a_commit_notified_while_it_was_publishing(messagi
 
 async def _drained_after(pool, calls: int) -> bool:  # type: ignore[no-untyped-def]
     return calls > 1 and await unpublished(pool) == 0
+
+
+async def test_a_published_entry_is_the_envelope_the_event_log_holds(messaging):
+    """Each stream entry decodes to exactly the envelope that gap healing and rebuilds read from the
+    event log: occurred_at in UTC, traceparent kept or null, the payload unchanged."""
+    pool = messaging.pool_of("counters")
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    for n, traceparent in enumerate((None, traced)):
+        headers = {"correlation_id": f"corr-{n}", "causation_id": f"cause-{n}"}
+        if traceparent:
+            headers["traceparent"] = traceparent
+        await pool.execute(
+            "INSERT INTO counters.outbox (event_id, type, schema_version, aggregate_type, aggregate_id,"
+            " aggregate_version, occurred_at, payload, headers)"
+            " VALUES (gen_random_uuid(), 'counters.CounterOpened', 1, 'Counter', $1, 1,"
+            " '2026-02-03 04:05:06.789012+00', $2, $3)",
+            f"entry-{n}-{uuid.uuid4().hex[:6]}",
+            msgspec.json.encode({"counter_id": f"entry-{n}", "name": 'ünïcode "q"'}).decode(),
+            msgspec.json.encode(headers).decode(),
+        )
+    relay = messaging.relay("counters")
+    await _drain(relay)
+    outbox = relay.outbox
+    logged = {
+        row["aggregate_id"]: outbox.envelope(row) for row in await pool.fetch(outbox.select_all, 0, 1_000)
+    }
+    seen = 0
+    for partition in range(messaging.config.partitions):
+        for _, fields in await messaging.redis.xrange(messaging.config.stream("counters", partition)):
+            entry = envelope_decoder.decode(fields[b"e"])
+            if entry.aggregate_id.startswith("entry-"):
+                expected = logged[entry.aggregate_id]
+                assert msgspec.structs.replace(entry, payload=None) == msgspec.structs.replace(
+                    expected, payload=None
+                )
+                assert msgspec.json.decode(entry.payload) == msgspec.json.decode(expected.payload)
+                assert entry.occurred_at.isoformat() == "2026-02-03T04:05:06.789012+00:00"
+                seen += 1
+    assert seen == 2
