@@ -19,7 +19,7 @@ from shopstream import __version__, eventloop
 from shopstream.bootstrap import PRODUCT_MODULES, Messaging, migration_plan
 from shopstream.embedded import EmbeddedServers, with_embedded_defaults
 from shopstream.migrate import MigrationError, migrate_all
-from shopstream.processes import SupervisorProcess
+from shopstream.processes import SupervisorProcess, run_server_processes
 from shopstream.settings import ConfigurationError, Settings
 
 
@@ -122,10 +122,10 @@ def _serve(settings: Settings, workers: int, run_workers: bool) -> int:
 
         with shared_between_processes():  # one scrape sees every process, none twice
             if not run_workers:
-                uvicorn.run("shopstream.app:create_app", factory=True, workers=workers, **options)
+                run_server_processes(workers, options)
                 return 0
             with SupervisorProcess(settings) as supervisor:
-                uvicorn.run("shopstream.app:create_app", factory=True, workers=workers, **options)
+                run_server_processes(workers, options)
             return 0 if supervisor.stopped_cleanly else 1
     from shopstream.app import create_app
 

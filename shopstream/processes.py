@@ -1,4 +1,5 @@
-"""The process of `shopstream serve --workers N` that runs the relays and consumers, beside the API's."""
+"""The processes of `shopstream serve --workers N`: the API's, and one more that runs the relays and
+consumers."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import signal
 import threading
 from multiprocessing.connection import wait
 from types import TracebackType
+from typing import Any
 
 from shopstream.settings import Settings
 
 STOP_TIMEOUT = 10.0  # seconds a stopping supervisor gets to finish its batches before it is killed
+# Seconds a server process may take to answer the parent's health ping: one that starts while the
+# machine is busy (a restart under load) can take several just to import, and must not be killed for it.
+HEALTHCHECK_TIMEOUT = 30
 
 _log = logging.getLogger("shopstream.serve")
 
@@ -78,3 +83,27 @@ def _supervise(settings: Settings) -> None:
         eventloop.run(_worker(settings, None))
     finally:
         flush_tracing()
+
+
+def run_server_processes(workers: int, options: dict[str, Any]) -> None:
+    """uvicorn's multi-process server (`uvicorn.run(..., workers=N)`), except that the parent lets go
+    of the listening socket as soon as it stops: the server processes close their own copies when
+    their shutdown begins, so a connection made meanwhile is refused at once rather than queued
+    unanswered and reset when the parent exits."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    class ServerProcesses(Multiprocess):
+        def terminate_all(self) -> None:
+            for sock in self.sockets:
+                sock.close()
+            super().terminate_all()
+
+    config = uvicorn.Config(
+        "shopstream.app:create_app",
+        factory=True,
+        workers=workers,
+        timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT,
+        **options,
+    )
+    ServerProcesses(config, sockets=[config.bind_socket()]).run()

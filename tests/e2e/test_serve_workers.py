@@ -41,6 +41,31 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+async def probe(port: int) -> str:
+    """One request on a fresh connection: answered, refused, or reset (accepted, then dropped)."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return "refused"
+    try:
+        writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        answer = await reader.read()
+    except ConnectionResetError:
+        return "reset"
+    finally:
+        writer.close()
+    return "answered" if answer.startswith(b"HTTP/1.1 ") else "reset"
+
+
+async def probe_until_exit(port: int, proc: asyncio.subprocess.Process) -> list[str]:
+    """What became of connections made, one after the other, from the signal until serve exited."""
+    outcomes = []
+    while proc.returncode is None:
+        outcomes.append(await probe(port))
+        await asyncio.sleep(0.02)
+    return outcomes
+
+
 async def test_every_process_shares_the_work_and_stops_on_ctrl_c(
     create_database, redis_url, redis_prefix, tmp_path
 ):
@@ -93,11 +118,18 @@ async def test_every_process_shares_the_work_and_stops_on_ctrl_c(
             assert counter_total(after, "shopstream_events_processed_total") >= 6 * 4  # four projections
 
         proc.send_signal(signal.SIGINT)
+        probes = asyncio.ensure_future(probe_until_exit(port, proc))
         try:
             code = await asyncio.wait_for(proc.wait(), CLEAN_EXIT_SECONDS)
         except TimeoutError:
             pytest.fail(f"serve still running {CLEAN_EXIT_SECONDS}s after SIGINT:\n{served.output()}")
         assert code == 0, served.output()
+        # Answered until the servers stop listening, then refused until the end: none left to hang
+        # unanswered and reset at exit. One made in the instant the listeners close may be reset.
+        outcomes = await probes
+        stopped = outcomes[outcomes.count("answered") :]
+        assert outcomes[: len(outcomes) - len(stopped)] == ["answered"] * (len(outcomes) - len(stopped))
+        assert "refused" in stopped and set(stopped[1:]) == {"refused"}, outcomes
         for _ in range(50):  # the children may take a moment longer to be reaped
             if not group_alive(proc.pid):
                 break
