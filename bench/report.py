@@ -13,7 +13,9 @@ prefix removed at the end. Needs `wrk`. Parts, in order:
 3. sustained rate (bench.pipeline) of the bare endpoint (answers only), of `shopstream serve` and of
    `shopstream api` + `shopstream worker` (answers and read models caught up);
 4. commit -> read-model lag at 25/50/75% of each sustained rate;
-5. a 10,000-registration backlog drained by `shopstream worker`, beside the rate the API took it in.
+5. a 10,000-registration backlog drained by `shopstream worker`, beside the rate the API took it in;
+6. a blue/green rebuild of a 100,000-event log (bench.rebuild) beside the live consumer's rate on the
+   same log, with a reader polling through it.
 
 The report goes to bench/results/<UTC timestamp>.json and .md, and the table is printed.
 """
@@ -39,6 +41,7 @@ from typing import Any
 import msgspec
 
 from bench import commands, pipeline
+from bench import rebuild as rebuild_bench
 from bench.commands import BenchmarkError, Server, bare_argv, free_port, scratch, server_env, shopstream_argv
 from bench.common import backing_servers, machine_facts
 from bench.paced import LoadResult
@@ -91,6 +94,7 @@ class Report(msgspec.Struct):
     setups: list[Setup]
     backlog: pipeline.Backlog
     backlog_fill: LoadResult
+    rebuild: rebuild_bench.RebuildFigure
 
 
 def pipeline_part(
@@ -211,6 +215,13 @@ def table(report: Report) -> str:
         f" ({b.rate:,.0f} ev/s; {b.with_start_seconds:.2f} s from worker start)"
         f" | `api` took them in at {b.fill_rate:,.0f} req/s | {ratio(b.rate, b.fill_rate)} | < 2 s |"
     )
+    r = report.rebuild
+    rows.append(
+        f"| blue/green rebuild of `{rebuild_bench.PROJECTION}`, {r.events:,}-event log, reader polling"
+        f" | {r.rebuild_rate:,.0f} ev/s ({r.rebuild_seconds:.1f} s; {r.failed_reads} of {r.reads:,} reads failed)"
+        f" | live consumer {r.live_rate:,.0f} ev/s | {ratio(r.rebuild_rate, r.live_rate)}"
+        f" | ≥ {rebuild_bench.TARGET}, 0 failed |"
+    )
     rows.append(
         f"| load generator, `GET /health` (closed loop, 32 connections) | {report.generator.rate:,.0f} req/s"
         f" | wrk {report.generator_wrk_rate:,.0f} req/s | {ratio(report.generator.rate, report.generator_wrk_rate)} | — |"
@@ -259,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with backing_servers() as (database_server, redis_url):
             figures = commands.bench(args, wrk_path, database_server, redis_url)
             machine, parts = pipeline_part(args, wrk_path, database_server, redis_url, log)
+            parts["rebuild"] = rebuild_bench.bench(database_server, redis_url, log=log)
     except (BenchmarkError, RuntimeError) as exc:
         print(f"bench.report: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from graphlib import CycleError, TopologicalSorter
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import asyncpg
 
@@ -32,6 +32,10 @@ class _Recorder:
 
 
 class BatchedWrites:
+    # The read model's version: bump it when a change to `apply` alters what the tables hold for past
+    # events; the next `serve` or `worker` rebuilds it blue/green (`bus.versions`).
+    version: ClassVar[int] = 1
+
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         raise NotImplementedError
 

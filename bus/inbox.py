@@ -26,7 +26,8 @@ from observability import metrics
 
 
 class Projection(Protocol):
-    """A read model kept by a consumer: its name is the consumer group's.
+    """A read model kept by a consumer: its name is the consumer group's. It may declare `version`
+    (default 1), the version of what its tables hold; a change makes the next start rebuild it.
 
     It may also offer `apply_batch(conn, items)`, writing many `(envelope, event)` items at once, at
     most one per aggregate and in no particular order (see `bus.batch.BatchedWrites`)."""
@@ -185,15 +186,18 @@ class Inbox:
         self._healed.inc(len(rows))
 
     async def _project(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
-        event = self.registry.decode(envelope.type, envelope.payload)
-        await self.projection.apply(conn, envelope, event)
+        await self.projection.apply(conn, envelope, self._decode(envelope))
 
     async def _project_all(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
         if self._apply_batch is None:
             for envelope in envelopes:
                 await self._project(conn, envelope)
         elif envelopes:
-            await self._apply_batch(conn, [(e, self.registry.decode(e.type, e.payload)) for e in envelopes])
+            await self._apply_batch(conn, [(e, self._decode(e)) for e in envelopes])
+
+    def _decode(self, envelope: Envelope) -> Any:
+        """The event in its current shape, whatever schema version it was stored with."""
+        return self.registry.decode(envelope.type, envelope.payload, envelope.schema_version)
 
     async def _move_wave(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> set[str]:
         rows = await conn.fetch(

@@ -86,6 +86,58 @@ build_info.labels(__version__, platform.python_version()).set(1)
 supervisor_restarts = Counter(
     "shopstream_supervisor_restarts_total", "Background tasks restarted after a crash.", ["task"]
 )
+rebuild_events = Counter(
+    "shopstream_rebuild_events_total",
+    "Events a projection rebuild replayed from the event log into its shadow tables.",
+    ["projection"],
+)
+rebuild_in_progress = Gauge(
+    "shopstream_rebuild_in_progress", "1 while this process rebuilds the projection.", ["projection"],
+    multiprocess_mode="livemax",
+)  # fmt: skip
+rebuild_done = Gauge(
+    "shopstream_rebuild_done_events", "Events of the log a rebuild has replayed so far.", ["projection"],
+    multiprocess_mode="livemax",
+)  # fmt: skip
+rebuild_target = Gauge(
+    "shopstream_rebuild_target_events", "Events in the log a rebuild replays, as last counted.", ["projection"],
+    multiprocess_mode="livemax",
+)  # fmt: skip
+rebuild_rate = Gauge(
+    "shopstream_rebuild_rate_events_per_second", "A rebuild's replay rate in its current run.", ["projection"],
+    multiprocess_mode="livemax",
+)  # fmt: skip
+rebuild_remaining = Gauge(
+    "shopstream_rebuild_remaining_seconds", "A rebuild's estimated time left at its current rate.", ["projection"],
+    multiprocess_mode="livemax",
+)  # fmt: skip
+
+
+class RebuildGauges:
+    """One projection's rebuild progress, as the gauges above."""
+
+    def __init__(self, projection: str) -> None:
+        self._running = rebuild_in_progress.labels(projection)
+        self._gauges = (
+            rebuild_done.labels(projection),
+            rebuild_target.labels(projection),
+            rebuild_rate.labels(projection),
+            rebuild_remaining.labels(projection),
+        )
+
+    def started(self) -> None:
+        self._running.set(1)
+
+    def stopped(self) -> None:
+        self._running.set(0)
+
+    def report(self, done: int, total: int, rate: float, remaining: float | None) -> None:
+        for gauge, value in zip(self._gauges, (done, total, rate, remaining or 0.0), strict=True):
+            gauge.set(value)
+
+
+def rebuild_gauges(projection: str) -> RebuildGauges:
+    return RebuildGauges(projection)
 
 
 class Pool(Protocol):

@@ -20,6 +20,7 @@ from bus.messages import registry
 from bus.module import ContextModule
 from bus.outbox import Outbox, Relay
 from bus.supervisor import Supervisor, Task
+from bus.versions import VersionKeeper
 from contexts import catalogue, identity
 from observability import metrics
 from shopstream.migrate import Component
@@ -142,6 +143,10 @@ class Messaging:
         for name, inbox in self.inboxes.items():
             if inbox.projection.context in chosen:
                 tasks[f"consumer:{name}"] = self.consumer(name).run
+        for context in sorted(chosen):
+            kept = [inbox for inbox in self.inboxes.values() if inbox.projection.context == context]
+            if kept:  # rebuilds, in the background, each projection whose code changed its version
+                tasks[f"versions:{context}"] = VersionKeeper(self.pool_of(context), kept).run
         by_pool: dict[int, tuple[asyncpg.Pool, list[Outbox]]] = {}
         for context in sorted(chosen):
             pool = self.pool_of(context)

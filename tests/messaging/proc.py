@@ -7,6 +7,8 @@ URLs must be given, so no embedded server is ever started here. Modes:
   pipeline, before the rows are marked published and the transaction commits.
 - `worker`: relays and consumers of the counters context under the Supervisor until SIGTERM/SIGINT,
   like `shopstream worker`; exits 0 after a clean stop.
+- `rebuild`: rebuild the counters totals in small batches (`REBUILD_BATCH`, default 10), for a test to
+  kill halfway.
 """
 
 from __future__ import annotations
@@ -52,13 +54,21 @@ async def worker(messaging: Messaging) -> None:
     await supervisor.run()
 
 
+async def rebuild(messaging: Messaging) -> None:
+    from bus.rebuild import Rebuild
+
+    inbox = messaging.inboxes["counters.totals"]
+    batch = int(os.environ.get("REBUILD_BATCH", "10"))
+    await Rebuild(messaging.pool_of("counters"), inbox, batch=batch).run()
+
+
 async def main(mode: str) -> None:
     settings = Settings.from_env()
     if settings.database_url is None or settings.redis_url is None:
         raise SystemExit("proc: DATABASE_URL and REDIS_URL are required")
     messaging = await Messaging.open(settings, [counters])
     try:
-        await {"crash-relay": crash_relay, "worker": worker}[mode](messaging)
+        await {"crash-relay": crash_relay, "worker": worker, "rebuild": rebuild}[mode](messaging)
     finally:
         await messaging.close()
 
