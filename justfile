@@ -49,9 +49,13 @@ status *args: venv
 dlq *args: venv
     {{bin}}/shopstream dlq {{args}}
 
-# reset one projection and replay it from the event log
+# rebuild one projection from the event log into shadow tables while the live one serves, then swap (progress shown; a stopped or killed rebuild resumes)
 rebuild name: venv
     {{bin}}/shopstream projections rebuild {{name}}
+
+# each projection's version, events applied, lag and any rebuild in progress (`just projections --json`)
+projections *args: venv
+    {{bin}}/shopstream projections status {{args}}
 
 # the whole test suite; extra arguments go to pytest
 test *args: (venv "dev")
@@ -85,7 +89,7 @@ test-e2e *args: (venv "dev")
 deploy-check *args: (venv "dev")
     {{bin}}/pytest tests/deploy {{args}}
 
-# the end-to-end report: command path, sustained pipeline rate, commit-to-read-model lag, backlog drain, beside baselines; written to bench/results/ (needs wrk; under 10 minutes)
+# the end-to-end report: command path, sustained pipeline rate, commit-to-read-model lag, backlog drain, a 100,000-event rebuild, beside baselines; written to bench/results/ (needs wrk; under 10 minutes)
 bench *args: venv
     {{bin}}/python -m bench.report {{args}}
 
@@ -96,6 +100,10 @@ bench-messaging *args: venv
 # POST /customers requests/s beside a bare Litestar + asyncpg endpoint, driven by wrk (BENCH_DATABASE_URL, BENCH_REDIS_URL)
 bench-commands *args: venv
     {{bin}}/python -m bench.commands {{args}}
+
+# Schemathesis against a `shopstream serve` it starts (every check and phase, stateful too); N examples per operation, roles e.g. admin,seller,customer
+fuzz examples="100" roles="admin" *args: (venv "dev")
+    {{bin}}/python -m fuzz.run --max-examples {{examples}} --roles {{roles}} {{args}}
 
 # ruff lint and format check
 lint: (venv "dev")

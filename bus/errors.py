@@ -61,6 +61,14 @@ class ConcurrencyError(Exception):
     """Another command saved the aggregate first; the bus re-runs the command."""
 
 
+class Forbidden(Refusal):
+    """The caller is known but may not do this: its role does not allow it, or the aggregate is not its
+    own (403)."""
+
+    status = 403
+    kind = "forbidden"
+
+
 class Conflict(Refusal):
     """The command is valid but clashes with the current state (409)."""
 
@@ -74,10 +82,25 @@ class VersionMismatch(Refusal):
     status = 412
     kind = "version-mismatch"
 
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(f"expected version {expected}, current version is {actual}")
+    def __init__(self, expected: int | tuple[int, ...], actual: int) -> None:
+        if isinstance(expected, int):
+            wanted = f"version {expected}"
+        elif expected:
+            wanted = "one of versions " + ", ".join(map(str, expected))
+        else:
+            wanted = "a version If-Match does not name"
+        super().__init__(f"expected {wanted}, current version is {actual}")
         self.expected = expected
         self.actual = actual
+
+
+def ensure_version(expected: int | tuple[int, ...] | None, actual: int) -> None:
+    """`If-Match` as a command carries it: None runs unconditionally, an int must be the aggregate's
+    version, a tuple must hold it (an empty tuple holds none: every strong ETag named no version)."""
+    if expected is None:
+        return
+    if actual != expected if isinstance(expected, int) else actual not in expected:
+        raise VersionMismatch(expected, actual)
 
 
 class IdempotencyKeyReused(Refusal):

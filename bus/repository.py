@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import asyncpg
 
 from bus.aggregate import Aggregate
-from bus.errors import ConcurrencyError, NotFound, Refusal, VersionMismatch
+from bus.errors import ConcurrencyError, NotFound, Refusal, ensure_version
 from bus.uow import Outcome, UnitOfWork
 
 A = TypeVar("A", bound=Aggregate)
@@ -67,12 +67,11 @@ class Repository(Generic[A]):
         self.uow.track(self, aggregate)
         return aggregate
 
-    async def get(self, aggregate_id: str, expected_version: int | None = None) -> A:
+    async def get(self, aggregate_id: str, expected_version: int | tuple[int, ...] | None = None) -> A:
         aggregate = await self.find(aggregate_id)
         if aggregate is None:
             raise NotFound(self.what, aggregate_id)
-        if expected_version is not None and expected_version != aggregate.version:
-            raise VersionMismatch(expected_version, aggregate.version)
+        ensure_version(expected_version, aggregate.version)
         return aggregate
 
     def add(self, aggregate: A) -> None:
@@ -127,7 +126,10 @@ class Repository(Generic[A]):
 
 
 async def change(
-    repository: Repository[A], aggregate_id: str, expected_version: int | None, action: Callable[[A], object]
+    repository: Repository[A],
+    aggregate_id: str,
+    expected_version: int | tuple[int, ...] | None,
+    action: Callable[[A], object],
 ) -> Outcome:
     """The shape of every command on one existing aggregate: load, act, commit."""
     async with repository.uow:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import asyncpg
 import msgspec
@@ -24,6 +25,7 @@ from bus.bus import Bus
 from bus.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, Invalid, MalformedBody, NotFound
 from bus.messages import Command
 from bus.uow import Meta, Outcome
+from contexts.openapi import body_json_schema, fill, to_openapi
 from observability.logging import correlation_id
 from observability.tracing import current_traceparent
 
@@ -34,7 +36,10 @@ _outcome_decoder = msgspec.json.Decoder(Outcome)
 
 class Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The base of every request body: decoded strictly (an ill-typed field is a 422, never coerced),
-    unknown fields refused. `StrictBodies` makes Litestar do it for every route that takes one."""
+    unknown fields refused. `StrictBodies` makes Litestar do it for every route that takes one.
+    `schema_extra` is merged into the body's JSON Schema (rules joining fields)."""
+
+    schema_extra: ClassVar[dict[str, Any]] = {}
 
 
 class _StrictBodyDTO(MsgspecDTO[Body]):
@@ -52,11 +57,13 @@ class _StrictBodyDTO(MsgspecDTO[Body]):
     def create_openapi_schema(
         cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
     ) -> Any:
-        return schema_creator.for_field_definition(
-            FieldDefinition.from_annotation(
-                cls.model_type, kwarg_definition=field_definition.kwarg_definition
-            )
-        )
+        """The component msgspec's own JSON Schema describes: what the decoder and the domain accept."""
+        body = FieldDefinition.from_annotation(cls.model_type)
+        registry = schema_creator.schema_registry
+        component = registry.get_schema_for_field_definition(body)
+        if component.type is None:  # first route taking this body
+            fill(component, to_openapi(body_json_schema(cls.model_type)))  # type: ignore[arg-type]
+        return registry.get_reference_for_field_definition(body)
 
     def decode_bytes(self, value: bytes) -> Any:
         try:
@@ -150,21 +157,64 @@ def fields(body: msgspec.Struct) -> dict[str, Any]:
     return {f: getattr(body, f) for f in body.__struct_fields__}
 
 
+# RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text.
+_ENTITY_TAG = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*')
+_VERSION = re.compile(r"0|[1-9][0-9]*")
+_TAG = r'(?:W/)?"[!#-~\x80-\xff]*"'
+IF_MATCH_PATTERN = rf"^[ \t]*(?:\*|{_TAG}(?:[ \t]*,[ \t]*{_TAG})*)[ \t]*$"
+
+
+def matching_versions(if_match: str | None) -> int | tuple[int, ...] | None:
+    """`If-Match` (RFC 9110 §13.1.1) as the versions it accepts, by strong comparison: absent or `*`
+    → None (no condition; the aggregate must still exist); `"7"` → 7; a list → the versions of its strong
+    tags (`"3", W/"4", "7"` → (3, 7)). A weak tag, a tag that is no version and a malformed field match
+    nothing: () → 412."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    versions: list[int] = []
+    for member in _list_members(if_match):
+        if member is None:
+            return ()
+        weak, opaque = member
+        if not weak and _VERSION.fullmatch(opaque):
+            versions.append(int(opaque))
+    return versions[0] if len(versions) == 1 else tuple(versions)
+
+
+def _list_members(field: str) -> list[tuple[bool, str] | None]:
+    """The entity-tags of a comma-separated list (empty members allowed, RFC 9110 §5.6.1); None for a
+    member that is not an entity-tag."""
+    members: list[tuple[bool, str] | None] = []
+    position = 0
+    while position <= len(field):
+        match = _ENTITY_TAG.match(field, position)
+        if match is None:
+            rest = field[position:].split(",", 1)
+            if rest[0].strip():
+                return [None]
+            position += len(rest[0]) + 1
+            continue
+        members.append((match.group(1) is not None, match.group(2)))
+        position = match.end()
+        if position < len(field) and field[position] != ",":
+            return [None]
+        position += 1
+    return members
+
+
 def expected_version(
     if_match: Annotated[
         str | None,
         HeaderParameter(
             name="If-Match",
             required=False,
-            description='Run only if the aggregate is still at this version (its ETag, e.g. "7"); else 412.',
+            description='Run only if the aggregate is at one of these versions, named by strong ETags (e.g. "7"'
+            ' or "6", "7"); `*` needs it to exist. Else 412: a weak ETag (W/"7") matches nothing.',
+            schema_extra={"pattern": IF_MATCH_PATTERN},
         ),
     ] = None,
-) -> int | None:
-    """`If-Match: "7"` (or W/"7", or 7) → 7. A value that names no version can never match: -1."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    return int(value) if value.isdigit() else -1
+) -> int | tuple[int, ...] | None:
+    return matching_versions(if_match)
 
 
 class Commands:
@@ -188,8 +238,11 @@ class Commands:
             raise IdempotencyKeyReused("Idempotency-Key is longer than 255 characters")
         request = self.request
         body = await request.body()
+        # Whose request it was counts too: another caller reusing the key never gets this answer.
+        caller = request.scope.get("user")
+        who = f"{caller.role} {caller.subject}\n".encode() if getattr(caller, "verified", False) else b""
         fingerprint = hashlib.sha256(
-            b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), body)
+            who + b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), body)
         ).hexdigest()
         pool = self.bus.route_of(type(command)).pool
         if (known := await _recall(pool, key, fingerprint)) is not None:
@@ -233,7 +286,7 @@ def context_pool(context: str) -> Callable[[Mapping[str, asyncpg.Pool]], asyncpg
 # What routes declare to receive the dependencies of `command_dependencies`.
 ReadPool = NamedDependency[asyncpg.Pool]
 CommandRunner = NamedDependency[Commands]
-ExpectedVersion = NamedDependency[int | None]
+ExpectedVersion = NamedDependency[int | tuple[int, ...] | None]
 
 
 def command_dependencies(context: str) -> dict[str, Provide]:

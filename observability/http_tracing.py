@@ -9,11 +9,18 @@ from litestar.plugins import InitPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.types import ASGIApp, Receive, Scope, Send
 from opentelemetry import trace
+from opentelemetry.util.http import (
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
+    get_custom_headers,
+)
 
 from observability.tracing import tracer_provider
 
 # Probes and scrapes would bury the requests worth seeing.
 _UNTRACED = [r"^/health$", r"^/ready$", r"^/metrics$"]
+# Credentials never become span attributes, even if OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_* asks for
+# every header: these are always redacted, besides any the operator names.
+_SECRET_HEADERS = ["authorization", "cookie", "set-cookie", "x-api-key"]
 
 
 def http_server_plugins() -> list[Any]:
@@ -26,6 +33,10 @@ def http_server_plugins() -> list[Any]:
         scope_span_details_extractor=_method_only,
         exclude=_UNTRACED,
         exclude_spans=["receive", "send"],
+        http_capture_headers_sanitize_fields=[
+            *_SECRET_HEADERS,
+            *get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS),
+        ],
     )
     return [OpenTelemetryPlugin(config), _RouteNamedSpans()]
 

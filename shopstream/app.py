@@ -8,15 +8,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from litestar import Litestar
+from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 from litestar.plugins.prometheus import PrometheusController
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from bus.bus import Bus
 from bus.module import ContextModule
+from contexts.access import SECURITY_SCHEMES, caller
 from contexts.http import StrictBodies
 from observability.exposition import server_process
 from observability.http import HttpMetrics
@@ -24,11 +28,14 @@ from observability.http_tracing import http_server_plugins
 from observability.logging import configure_logging
 from observability.tracing import configure_tracing, flush_tracing
 from shopstream import __version__
+from shopstream.auth import Authentication, Authenticator
 from shopstream.bootstrap import PRODUCT_MODULES, Messaging
 from shopstream.edge import MAX_BODY_BYTES, Edge
 from shopstream.embedded import with_embedded_defaults
 from shopstream.health import Drain, health, ready
+from shopstream.openapi import complete_document
 from shopstream.ops import OpsController
+from shopstream.options import allow_every_method
 from shopstream.problems import EXCEPTION_HANDLERS
 from shopstream.settings import Settings
 
@@ -46,6 +53,10 @@ class Metrics(PrometheusController):
 
     tags = ["operations"]
 
+    @get(media_type=CONTENT_TYPE_LATEST, operation_id="getMetrics", summary="Prometheus metrics")
+    async def get(self) -> Response[bytes]:  # documented as the content type it is served with
+        return await PrometheusController.get.fn(self)  # type: ignore[no-any-return]
+
 
 def create_app(
     settings: Settings | None = None,
@@ -60,6 +71,7 @@ def create_app(
     configure_logging(settings.log_level, settings.log_format)  # each server process, workers too
     configure_tracing(settings.traces_exporter, settings.otlp_traces_protocol or settings.otlp_protocol)
     drain = Drain()
+    authenticator = Authenticator.from_settings(settings)  # keys parsed here, once
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -93,23 +105,28 @@ def create_app(
             *route_handlers,
         ],
         lifespan=[lifespan, server_process],  # the second opens after the first, closes before it
-        middleware=[HttpMetrics],
+        middleware=[HttpMetrics, DefineMiddleware(Authentication, authenticator=authenticator)],
         state=State({"drain": drain}),
         logging_config=None,  # the process's own logging (configure_logging) stays in charge
         dependencies={
             "bus": Provide(_bus, sync_to_thread=False, use_cache=True),
             "pools": Provide(_pools, sync_to_thread=False, use_cache=True),
+            "caller": Provide(caller, sync_to_thread=False),
         },
         plugins=[StrictBodies(), *http_server_plugins()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[allow_every_method],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="ShopStream",
             version=__version__,
-            description="Customer identity and product catalogue of an online shop.",
+            description="Customer identity and product catalogue of an online shop."
+            " No text field may hold U+0000 (422).",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=Components(security_schemes=SECURITY_SCHEMES),  # type: ignore[arg-type]
         ),
     )
+    complete_document(app.openapi_schema)  # built once here; /schema serves this document
     app.asgi_handler = Edge(app.asgi_handler)
     return app

@@ -61,8 +61,21 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     projections.add_parser(
-        "rebuild", help="reset one projection and replay it from the event log"
+        "rebuild",
+        help="rebuild one projection from the event log into shadow tables, then swap them in (resumes"
+        " a rebuild that was stopped)",
     ).add_argument("name")
+    projections.add_parser(
+        "status", help="each projection's version, events applied, lag and rebuild in progress"
+    ).add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    token = commands.add_parser(
+        "token", help="print a bearer token (HS256 with SHOPSTREAM_JWT_SECRET, or --private-key)"
+    )
+    token.add_argument("--role", required=True, choices=["admin", "seller", "customer"])
+    token.add_argument("--sub", required=True, help="a seller's id, or a customer's external_id")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds it stays valid (default 3600)")
+    token.add_argument("--private-key", help="PEM file of an RSA or EC P-256 key: sign RS256/ES256")
+    token.add_argument("--kid", help="the key's id in the JWKS (with --private-key)")
     return parser
 
 
@@ -70,6 +83,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        if args.command == "token":
+            from shopstream.auth import mint
+
+            print(
+                mint(
+                    settings,
+                    role=args.role,
+                    subject=args.sub,
+                    ttl=args.ttl,
+                    private_key=args.private_key,
+                    kid=args.kid,
+                )
+            )
+            return 0
+        if args.command in ("serve", "api"):
+            from shopstream.auth import check_listener
+
+            check_listener(settings)  # before anything starts: one line saying why not
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -194,14 +225,47 @@ async def _dlq_resolve(messaging: Messaging, args: argparse.Namespace) -> int:
 
 
 async def _rebuild(messaging: Messaging, args: argparse.Namespace) -> int:
-    from bus.rebuild import rebuild
+    from bus.rebuild import Rebuild, RebuildBusy
+    from shopstream.progress import ProgressLine
 
     inbox = messaging.inboxes.get(args.name)
     if inbox is None:
-        print(f"shopstream: no projection {args.name!r}; known: {', '.join(messaging.inboxes) or 'none'}")
+        print(
+            f"shopstream: no projection {args.name!r}; known: {', '.join(messaging.inboxes) or 'none'}",
+            file=sys.stderr,
+        )
         return 1
-    applied = await rebuild(messaging.pool_of(inbox.projection.context), inbox)
-    print(f"rebuilt {args.name}: {applied} event(s) applied")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # stop after the batch in hand; a later run resumes
+        loop.add_signal_handler(sig, stopping.set)
+    pool = messaging.pool_of(inbox.projection.context)
+    try:
+        done = await Rebuild(pool, inbox, on_progress=ProgressLine(sys.stderr), stopping=stopping).run()
+    except RebuildBusy as exc:
+        print(f"shopstream: {exc}", file=sys.stderr)
+        return 1
+    if not done.swapped:
+        print(f"stopped {args.name} after {done.done} event(s); run it again to resume", file=sys.stderr)
+        return 1
+    print(f"rebuilt {args.name} v{done.version}: {done.done} event(s) replayed")
+    return 0
+
+
+async def _projections_status(messaging: Messaging, args: argparse.Namespace) -> int:
+    from bus.versions import status
+
+    found = [await status(messaging.pool_of(i.projection.context), i) for i in messaging.inboxes.values()]
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(found), indent=2).decode())
+        return 0
+    print(f"{'projection':<28} {'version':>7} {'live':>5} {'applied':>10} {'lag':>8}  rebuild")
+    for p in found:
+        rebuild = "-"
+        if p.rebuild is not None:
+            share = p.rebuild.done / p.rebuild.total if p.rebuild.total else 1.0
+            rebuild = f"v{p.rebuild.version} {p.rebuild.done:,}/{p.rebuild.total:,} ({share:.0%})"
+        print(f"{p.name:<28} {p.version:>7} {p.live_version:>5} {p.applied:>10,} {p.lag:>8,}  {rebuild}")
     return 0
 
 
@@ -210,6 +274,7 @@ _OPERATIONS: dict[tuple[str, str], Callable[[Messaging, argparse.Namespace], Awa
     ("dlq", "replay"): _dlq_resolve,
     ("dlq", "drop"): _dlq_resolve,
     ("projections", "rebuild"): _rebuild,
+    ("projections", "status"): _projections_status,
 }
 
 
@@ -220,6 +285,15 @@ def _print_banner(settings: Settings, servers: EmbeddedServers | None, command: 
     print(f"ShopStream {__version__} {command}{where}", flush=True)
     print(f"  PostgreSQL: {_without_password(settings.database_url)}{embedded}", flush=True)
     print(f"  Redis:      {_without_password(settings.redis_url)}{embedded}", flush=True)
+    if command != "worker":
+        print(f"  Access:     {_access(settings)}", flush=True)
+
+
+def _access(settings: Settings) -> str:
+    if settings.auth == "none":
+        return "SHOPSTREAM_AUTH=none: every caller acts as admin"
+    keys = f"JWKS {settings.jwt_jwks}" if settings.jwt_jwks else "HS256 secret"
+    return f"bearer JWT ({keys}), iss {settings.jwt_issuer}, aud {settings.jwt_audience}"
 
 
 def _without_password(url: str | None) -> str:

@@ -1,7 +1,8 @@
 """The operator's routes: outbox backlog, streams and consumer groups, and the dead-letter tools.
 
-Reads are open like `/metrics`; replaying and dropping need `Authorization: Bearer
-<SHOPSTREAM_ADMIN_TOKEN>`, and are refused outright while no admin token is configured.
+With SHOPSTREAM_AUTH=jwt every route needs an admin: a token with the role `admin`, or the static
+`Authorization: Bearer <SHOPSTREAM_ADMIN_TOKEN>` for scripts. With SHOPSTREAM_AUTH=none reads are open
+and replaying and dropping need the admin token, refused outright while none is configured.
 """
 
 from __future__ import annotations
@@ -17,36 +18,17 @@ import msgspec
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from msgspec import Meta
 from redis.exceptions import RedisError
 
 from bus.deadletters import DeadLetter
-from bus.errors import Refusal
+from bus.errors import Forbidden, Refusal
 from bus.monitor import OutboxBacklog, StreamState
-from contexts.http import PROBLEMS, ProblemDetails
+from contexts.access import BEARER, GUARDED, Caller, Principal, Role, Unauthenticated, unauthenticated
 from shopstream.monitor import Monitor
 
 T = TypeVar("T")
-
-
-class Unauthenticated(Refusal):
-    """No admin token, or not a well-formed `Authorization: Bearer <token>` header (401)."""
-
-    status = 401
-    kind = "unauthenticated"
-
-    @property
-    def problem_headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer realm="shopstream-ops"'}
-
-
-class Forbidden(Refusal):
-    """A token that is not the admin token (403)."""
-
-    status = 403
-    kind = "forbidden"
 
 
 class AdminTokenNotConfigured(Refusal):
@@ -107,48 +89,66 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def authorise_admin(
-    monitor: NamedDependency[Monitor],
-    authorization: Annotated[
-        str | None,
-        HeaderParameter(
-            name="Authorization", required=False, description="`Bearer <SHOPSTREAM_ADMIN_TOKEN>`"
-        ),
-    ] = None,
-) -> None:
+AuthorizationHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Authorization",
+        required=False,
+        description="`Bearer <JWT of an admin>`, or `Bearer <SHOPSTREAM_ADMIN_TOKEN>`",
+    ),
+]
+
+
+def _is_admin_token(expected: str | None, authorization: str | None) -> bool:
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if not expected or scheme.lower() != "bearer" or not token:
+        return False
+    # Digests of equal length, compared in constant time: the answer's timing reveals nothing of the token.
+    return hmac.compare_digest(_digest(token), _digest(expected))
+
+
+def _admit(monitor: Monitor, caller: Principal, authorization: str | None, *, writes: bool) -> None:
+    if caller.verified:
+        if caller.role is Role.ADMIN:
+            return
+        raise Forbidden("The operator's routes need the role admin.")
     expected = monitor.messaging.resources.settings.admin_token
+    if _is_admin_token(expected, authorization):
+        return
+    if caller.role is not Role.ADMIN:  # SHOPSTREAM_AUTH=jwt: neither an admin's JWT nor the admin token
+        raise unauthenticated(caller, realm="shopstream-ops")
+    if not writes:  # SHOPSTREAM_AUTH=none: reads are open like /metrics
+        return
     if not expected:
         raise AdminTokenNotConfigured(
             "Set SHOPSTREAM_ADMIN_TOKEN to allow dead letters to be resolved over HTTP."
         )
     scheme, _, token = (authorization or "").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise Unauthenticated("Send `Authorization: Bearer <admin token>`.")
-    # Digests of equal length, compared in constant time: the answer's timing reveals nothing of the token.
-    if not hmac.compare_digest(_digest(token), _digest(expected)):
-        raise Forbidden("The token is not the admin token.")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send `Authorization: Bearer <admin token>`.", realm="shopstream-ops")
+    raise Forbidden("The token is not the admin token.")
 
 
-def _problem(description: str) -> ResponseSpec:
-    return ResponseSpec(
-        data_container=ProblemDetails,
-        description=description,
-        media_type="application/problem+json",
-        generate_examples=False,
-    )
+def authorise_admin(
+    monitor: NamedDependency[Monitor], caller: Caller, authorization: AuthorizationHeader = None
+) -> None:
+    _admit(monitor, caller, authorization, writes=True)
 
 
-ADMIN_PROBLEMS = PROBLEMS | {
-    401: _problem("No `Authorization: Bearer` header, or a malformed one."),
-    403: _problem("Not the admin token, or no admin token is configured."),
-}
+def authorise_reader(
+    monitor: NamedDependency[Monitor], caller: Caller, authorization: AuthorizationHeader = None
+) -> None:
+    _admit(monitor, caller, authorization, writes=False)
+
+
 Authorised = NamedDependency[None]
 DeadLetterId = Annotated[int, PathParameter(description="The dead letter's id (see the listing)")]
 Context = Annotated[
     str | None,
     QueryParameter(
-        description="The dead letter's context; needed only when contexts have databases of their own"
+        description="The dead letter's context; needed only when contexts have databases of their own",
+        schema_extra={"enum": ["identity", "catalogue"]},
     ),
 ]
 
@@ -159,28 +159,46 @@ class OpsController(Controller):
     dependencies = {
         "monitor": Provide(_monitor, sync_to_thread=False),
         "authorised": Provide(authorise_admin, sync_to_thread=False),
+        "may_read": Provide(authorise_reader, sync_to_thread=False),
     }
 
-    @get("/outbox", operation_id="getOutbox", responses=PROBLEMS, summary="Outbox backlog")
-    async def outbox(self, monitor: NamedDependency[Monitor]) -> OutboxReport:
+    @get("/outbox", operation_id="getOutbox", responses=GUARDED, security=BEARER, summary="Outbox backlog")
+    async def outbox(self, monitor: NamedDependency[Monitor], may_read: Authorised) -> OutboxReport:
         """Per context: events waiting for the relay, the age of the oldest, how far it has published."""
         return OutboxReport(items=await _answered(monitor.outbox()))
 
-    @get("/streams", operation_id="getStreams", responses=PROBLEMS, summary="Streams and consumer groups")
-    async def streams(self, monitor: NamedDependency[Monitor]) -> StreamsReport:
+    @get(
+        "/streams",
+        operation_id="getStreams",
+        responses=GUARDED,
+        security=BEARER,
+        summary="Streams and consumer groups",
+    )
+    async def streams(self, monitor: NamedDependency[Monitor], may_read: Authorised) -> StreamsReport:
         """Per partition stream: its length, and per consumer group its consumers, pending entries,
         lag (entries not yet delivered, counted where the server does not report it) and the idle
         time of its oldest pending entry."""
         return StreamsReport(items=await _answered(monitor.streams()))
 
-    @get("/dead-letters", operation_id="listDeadLetters", responses=PROBLEMS, summary="Dead letters")
+    @get(
+        "/dead-letters",
+        operation_id="listDeadLetters",
+        responses=GUARDED,
+        security=BEARER,
+        summary="Dead letters",
+    )
     async def dead_letters(
         self,
         monitor: NamedDependency[Monitor],
+        may_read: Authorised,
         consumer: Annotated[str | None, QueryParameter(description="only this consumer's")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (1-100)")] = 20,
         cursor: Annotated[
-            str | None, QueryParameter(description="`next_cursor` of the previous page")
+            str | None,
+            QueryParameter(
+                description="`next_cursor` of the previous page; any other value is 422",
+                schema_extra={"format": "dead-letter-cursor"},
+            ),
         ] = None,
     ) -> DeadLetterPage:
         """Oldest first; `next_cursor` fetches the next page (null on the last)."""
@@ -190,7 +208,8 @@ class OpsController(Controller):
     @post(
         "/dead-letters/{dead_letter_id:int}/replay",
         operation_id="replayDeadLetter",
-        responses=ADMIN_PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
         summary="Replay a dead letter",
         status_code=200,
     )
@@ -208,7 +227,8 @@ class OpsController(Controller):
     @delete(
         "/dead-letters/{dead_letter_id:int}",
         operation_id="dropDeadLetter",
-        responses=ADMIN_PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
         summary="Drop a dead letter",
         status_code=200,
     )

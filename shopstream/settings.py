@@ -71,6 +71,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_token: Annotated[str, msgspec.Meta(min_length=16, pattern=r"^\S+$")] | None = msgspec.field(
         default=None, name="SHOPSTREAM_ADMIN_TOKEN"
     )
+    # SPEC §8: `none` serves everyone as admin, so `serve`/`api` allow it only on a loopback HOST
+    # unless SHOPSTREAM_AUTH_ALLOW_PUBLIC says a gateway in front checks the callers.
+    auth: Literal["jwt", "none"] = msgspec.field(default="none", name="SHOPSTREAM_AUTH")
+    auth_allow_public: bool = msgspec.field(default=False, name="SHOPSTREAM_AUTH_ALLOW_PUBLIC")
+    # A secret like the admin token; 32 characters at least (256 bits for HS256).
+    jwt_secret: Annotated[str, msgspec.Meta(min_length=32, pattern=r"^\S+$")] | None = msgspec.field(
+        default=None, name="SHOPSTREAM_JWT_SECRET"
+    )
+    jwt_jwks: Annotated[str, msgspec.Meta(min_length=1)] | None = msgspec.field(
+        default=None, name="SHOPSTREAM_JWT_JWKS"
+    )
+    jwt_issuer: Annotated[str, msgspec.Meta(min_length=1)] | None = msgspec.field(
+        default=None, name="SHOPSTREAM_JWT_ISSUER"
+    )
+    jwt_audience: Annotated[str, msgspec.Meta(min_length=1)] | None = msgspec.field(
+        default=None, name="SHOPSTREAM_JWT_AUDIENCE"
+    )
+    jwt_leeway: Annotated[float, msgspec.Meta(ge=0, le=300)] = msgspec.field(
+        default=30.0, name="SHOPSTREAM_JWT_LEEWAY"
+    )
     traces_exporter: TracesExporter = msgspec.field(default="none", name="OTEL_TRACES_EXPORTER")
     otlp_protocol: OtlpProtocol | None = msgspec.field(default=None, name="OTEL_EXPORTER_OTLP_PROTOCOL")
     otlp_traces_protocol: OtlpProtocol | None = msgspec.field(
@@ -87,7 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = environ.get(name, "").strip()
             if value:
                 raw[name] = (
-                    value.upper() if name == "LOG_LEVEL" else value.lower() if name == "LOG_FORMAT" else value
+                    value.upper() if name == "LOG_LEVEL" else value.lower() if name in _LOWERED else value
                 )
         try:
             return msgspec.convert(raw, cls, strict=False)
@@ -95,10 +115,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigurationError(_describe(exc, raw)) from None
 
     def __repr__(self) -> str:
-        """The fields, with secrets masked: a logged Settings must not leak the admin token."""
+        """The fields, with secrets masked: a logged Settings must not leak the admin token or JWT secret."""
         shown = {f.name: getattr(self, f.name) for f in msgspec.structs.fields(self)}
-        if self.admin_token:
-            shown["admin_token"] = "<hidden>"
+        for secret in ("admin_token", "jwt_secret"):
+            if shown[secret]:
+                shown[secret] = "<hidden>"
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def bus_config(self) -> BusConfig:
@@ -123,7 +144,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return own or self.database_url
 
 
-_SECRETS = frozenset({"SHOPSTREAM_ADMIN_TOKEN"})
+_SECRETS = frozenset({"SHOPSTREAM_ADMIN_TOKEN", "SHOPSTREAM_JWT_SECRET"})
+_LOWERED = frozenset({"LOG_FORMAT", "SHOPSTREAM_AUTH"})
 
 
 def _describe(exc: msgspec.ValidationError, raw: Mapping[str, str]) -> str:

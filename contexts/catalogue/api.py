@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
-from bus.errors import Invalid
+from bus.errors import Forbidden, Invalid
+from contexts import wire
+from contexts.access import BEARER, GUARDED, Caller, Role, allow
 from contexts.catalogue import queries
 from contexts.catalogue.categories import CreateCategory, DeactivateCategory, ReorderCategory, UpdateCategory
 from contexts.catalogue.commands import CategoryCommand, ProductCommand
@@ -20,7 +23,16 @@ from contexts.catalogue.gallery import AddProductImage, RemoveProductImage
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
 from contexts.catalogue.listing import CreateProduct
 from contexts.catalogue.pricing import AddVariant, ChangeVariantPrice, SetTierPrice
-from contexts.catalogue.values import ProductStatus
+from contexts.catalogue.values import (
+    MAX_DISPLAY_ORDER,
+    PRICED_TIERS,
+    URL_PATTERN,
+    Currency,
+    DimensionUnit,
+    ProductStatus,
+    Visibility,
+    WeightUnit,
+)
 from contexts.http import (
     PROBLEMS,
     Accepted,
@@ -37,85 +49,125 @@ from contexts.http import (
     path_id,
 )
 
-Text = Annotated[str, Meta(max_length=10_000)]  # the domain checks the real limits and names the field
 Money = Annotated[
-    Decimal,
+    Decimal, wire.money("a decimal string or JSON number; JPY and KRW amounts have no decimals")
+]
+Measure = Annotated[Decimal, wire.measure()]
+Attributes = Annotated[
+    dict[str, Any],
     Meta(
-        examples=["19.99"],
-        description="A decimal string or JSON number with no more minor digits than the currency has",
+        examples=[{"colour": "navy", "material": "cotton"}], description="string keys, at most 32 levels deep"
     ),
 ]
-Attributes = Annotated[dict[str, Any], Meta(examples=[{"colour": "navy", "material": "cotton"}])]
+Uuid = Annotated[str, wire.pattern(wire.UUID_PATTERN, description="a UUID")]
+Title = Annotated[str, wire.text(255), Meta(examples=["Classic T-shirt"])]
+Slug = Annotated[str, wire.pattern(wire.SLUG_PATTERN, max_length=200), Meta(examples=["classic-t-shirt"])]
+CategoryReference = Annotated[
+    Uuid,
+    Meta(
+        examples=["9a1c4e7b-2d3f-4a5b-8c6d-7e8f9a0b1c2d"],
+        description="an existing category (else 422), active (else 409)",
+    ),
+]
+CategoryName = Annotated[str, wire.text(100), Meta(examples=["Clothing"])]
+_WHOLE_AMOUNT = {"anyOf": [{"type": "string", "pattern": "^[1-9][0-9]{0,11}$"}, {"type": "integer"}]}
+
+
+def _priced_in_whole_units(*prices: str) -> dict[str, Any]:
+    """JPY and KRW have no minor unit: their amounts are whole (the other currencies have two decimals)."""
+    return {
+        "if": {"required": ["currency"], "properties": {"currency": {"enum": ["JPY", "KRW"]}}},
+        "then": {"properties": dict.fromkeys(prices, _WHOLE_AMOUNT)},
+    }
 
 
 class NewProduct(Body):
-    sku: Annotated[str, Meta(examples=["TSHIRT-CLASSIC"])]
-    title: Annotated[str, Meta(examples=["Classic T-shirt"])]
-    seller_id: Annotated[str, Meta(examples=["4f8e2a10-5c3b-4d6e-9f7a-1b2c3d4e5f60"])] | None = None
-    description: Text | None = None
-    category_id: Annotated[str, Meta(examples=["9a1c4e7b-2d3f-4a5b-8c6d-7e8f9a0b1c2d"])] | None = None
-    brand: Annotated[str, Meta(examples=["Acme"])] | None = None
+    sku: Annotated[str, wire.pattern(wire.SKU_PATTERN, 3, 50), Meta(examples=["TSHIRT-CLASSIC"])]
+    title: Title
+    seller_id: Annotated[Uuid, Meta(examples=["4f8e2a10-5c3b-4d6e-9f7a-1b2c3d4e5f60"])] | None = None
+    description: Annotated[str, wire.optional_text(10_000)] | None = None
+    category_id: CategoryReference | None = None
+    brand: Annotated[str, wire.optional_text(100), Meta(examples=["Acme"])] | None = None
     attributes: Attributes | None = None
-    visibility: Annotated[
-        str, Meta(examples=["Public"], description="Public, Unlisted or Tier_Restricted")
-    ] = "Public"
-    meta_title: Text | None = None
-    meta_description: Text | None = None
-    slug: Annotated[str, Meta(examples=["classic-t-shirt"])] | None = None
+    visibility: Annotated[str, wire.one_of(Visibility), Meta(examples=["Public"])] = "Public"
+    meta_title: Annotated[str, wire.optional_text(70)] | None = None
+    meta_description: Annotated[str, wire.optional_text(160)] | None = None
+    slug: Slug | None = None
 
 
 class ProductChange(Body):
-    title: Text | UnsetType = UNSET
-    description: Text | UnsetType | None = UNSET
-    brand: Text | UnsetType | None = UNSET
+    title: Title | UnsetType = UNSET
+    description: Annotated[str, wire.optional_text(10_000)] | UnsetType | None = UNSET
+    brand: Annotated[str, wire.optional_text(100)] | UnsetType | None = UNSET
     attributes: Attributes | UnsetType = UNSET
-    meta_title: Text | UnsetType | None = UNSET
-    meta_description: Text | UnsetType | None = UNSET
-    slug: Text | UnsetType | None = UNSET
+    meta_title: Annotated[str, wire.optional_text(70)] | UnsetType | None = UNSET
+    meta_description: Annotated[str, wire.optional_text(160)] | UnsetType | None = UNSET
+    slug: Slug | UnsetType | None = UNSET
 
 
 class NewVariant(Body):
-    variant_sku: Annotated[str, Meta(examples=["TSHIRT-CLASSIC-M-NAVY"])]
-    base_price: Money
-    currency: Annotated[str, Meta(examples=["EUR"])] = "USD"
+    schema_extra: ClassVar[dict[str, Any]] = _priced_in_whole_units("base_price")
+
+    variant_sku: Annotated[
+        str, wire.pattern(wire.SKU_PATTERN, 3, 50), Meta(examples=["TSHIRT-CLASSIC-M-NAVY"])
+    ]
+    base_price: Annotated[Money, Meta(examples=["19.99"])]
+    currency: Annotated[str, wire.one_of(Currency), Meta(examples=["EUR"])] = "USD"
     attributes: Attributes | None = None
-    weight_value: Annotated[Decimal, Meta(examples=["0.2"])] | None = None
-    weight_unit: Annotated[str, Meta(description="kg, lb, g or oz")] = "kg"
-    length: Decimal | None = None
-    width: Decimal | None = None
-    height: Decimal | None = None
-    dimension_unit: Annotated[str, Meta(description="cm or in")] = "cm"
+    weight_value: Annotated[Measure, Meta(examples=["0.2"])] | None = None
+    weight_unit: Annotated[str, wire.one_of(WeightUnit)] = "kg"
+    length: Measure | None = None
+    width: Measure | None = None
+    height: Measure | None = None
+    dimension_unit: Annotated[str, wire.one_of(DimensionUnit)] = "cm"
 
 
 class PriceChange(Body):
-    base_price: Money
-    currency: Annotated[str, Meta(examples=["EUR"])] | UnsetType = UNSET
+    schema_extra: ClassVar[dict[str, Any]] = {
+        **_priced_in_whole_units("base_price"),
+        "description": "Without `currency`, the variant's own decides the decimals (JPY and KRW: none).",
+    }
+
+    base_price: Annotated[Money, Meta(examples=["19.99"])]
+    currency: Annotated[str, wire.one_of(Currency), Meta(examples=["EUR"])] | UnsetType = UNSET
 
 
 class TierPriceChange(Body):
-    tier: Annotated[str, Meta(examples=["Gold"], description="Silver, Gold or Platinum")]
-    price: Money
+    schema_extra: ClassVar[dict[str, Any]] = {
+        "description": "The variant's currency decides the decimals (JPY and KRW: none)."
+    }
+
+    tier: Annotated[str, wire.one_of(PRICED_TIERS), Meta(examples=["Gold"])]
+    price: Annotated[Money, Meta(examples=["14.99"])]
 
 
 class NewImage(Body):
-    url: Annotated[str, Meta(examples=["https://cdn.example.com/tshirt-front.jpg"])]
-    alt_text: Annotated[str, Meta(examples=["Front view"])] | None = None
+    url: Annotated[
+        str,
+        wire.pattern(URL_PATTERN, max_length=500, description="an absolute http or https URL"),
+        Meta(examples=["https://cdn.example.com/tshirt-front.jpg"]),
+    ]
+    alt_text: Annotated[str, wire.optional_text(255), Meta(examples=["Front view"])] | None = None
     is_primary: bool = False
 
 
 class NewCategory(Body):
-    name: Annotated[str, Meta(examples=["Clothing"])]
-    parent_category_id: Annotated[str, Meta(examples=["9a1c4e7b-2d3f-4a5b-8c6d-7e8f9a0b1c2d"])] | None = None
+    name: CategoryName
+    parent_category_id: CategoryReference | None = None
     attributes: Attributes | None = None
 
 
 class CategoryChange(Body):
-    name: Text | UnsetType = UNSET
+    name: CategoryName | UnsetType = UNSET
     attributes: Attributes | UnsetType = UNSET
 
 
 class Reorder(Body):
-    new_display_order: Annotated[int, Meta(examples=[3])]
+    # Read as JSON Schema reads an integer (3.0 is 3); the domain check refuses every other value.
+    new_display_order: Annotated[
+        msgspec.Raw,
+        Meta(examples=[3], extra_json_schema={"type": "integer", "minimum": 0, "maximum": MAX_DISPLAY_ORDER}),
+    ]
 
 
 def _created(name: str) -> type[msgspec.Struct]:
@@ -136,25 +188,46 @@ ProductCreated, VariantCreated, ImageCreated, CategoryCreated = (
 _product_id = path_id("product")
 _category_id = path_id("category")
 _seller_id = path_id("seller")
-ProductId = Annotated[str, PathParameter(description="The product's id (UUID)")]
-VariantId = Annotated[str, PathParameter(description="The variant's id")]
-ImageId = Annotated[str, PathParameter(description="The image's id")]
-CategoryId = Annotated[str, PathParameter(description="The category's id (UUID)")]
+# Ids in paths are UUIDs: any other value names nothing (404).
+ProductId = Annotated[str, PathParameter(description="The product's id", format="uuid")]
+VariantId = Annotated[str, PathParameter(description="The variant's id", format="uuid")]
+ImageId = Annotated[str, PathParameter(description="The image's id", format="uuid")]
+CategoryId = Annotated[str, PathParameter(description="The category's id", format="uuid")]
+UuidFilter = Annotated[
+    str | None, QueryParameter(description="a UUID (else 422)", schema_extra={"pattern": wire.UUID_PATTERN})
+]
+StatusFilter = Annotated[
+    str | None, QueryParameter(description="a product status", schema_extra={"enum": list(ProductStatus)})
+]
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (1-100)")]
-Cursor = Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")]
+SELLERS = allow(Role.SELLER)  # a seller changes only the products it listed; admins any
+ADMINS = allow()  # the category tree is the shop's own: admins only
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        description="`next_cursor` of the previous page; any other value is 422",
+        schema_extra={"format": "product-cursor"},
+    ),
+]
 
 
 async def _run(
     commands: Commands,
     command_type: type[ProductCommand] | type[CategoryCommand],
     aggregate_id: str,
-    expected_version: int | None,
+    expected_version: int | tuple[int, ...] | None,
+    *,
+    acting_seller_id: str | None = None,
     **changes: object,
 ) -> Response[Accepted]:
-    """Every command on an existing product or category: its id from the path, `If-Match` as expected version."""
+    """Every command on an existing product or category: its id from the path, `If-Match` as expected
+    version; a seller's product commands carry its id, so that only its own products change."""
     if issubclass(command_type, ProductCommand):
         command: Any = command_type(
-            product_id=_product_id(aggregate_id), expected_version=expected_version, **changes
+            product_id=_product_id(aggregate_id),
+            expected_version=expected_version,
+            acting_seller_id=acting_seller_id,
+            **changes,
         )
     else:
         command = command_type(
@@ -166,10 +239,9 @@ async def _run(
 def _uuid_filter(field: str, value: str | None) -> str | None:
     if value is None:
         return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise Invalid(field, "must be a UUID") from None
+    if not re.fullmatch(wire.UUID_PATTERN, value):
+        raise Invalid(field, "must be a UUID")
+    return str(uuid.UUID(value))
 
 
 def _status_filter(value: str | None) -> str | None:
@@ -183,43 +255,78 @@ class ProductController(Controller):
     tags = ["catalogue"]
     dependencies = command_dependencies("catalogue")
 
-    @post("/", operation_id="createProduct", responses=PROBLEMS, summary="List a new product")
-    async def create(self, commands: CommandRunner, data: JSONBody[NewProduct]) -> Response[Any]:
-        """A Draft product. `sku` is unique (409); `category_id` must name an existing (422), active (409) category."""
-        outcome = await commands.run(CreateProduct(product_id=str(uuid.uuid4()), **fields(data)))
+    @post(
+        "/",
+        operation_id="createProduct",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
+        summary="List a new product",
+    )
+    async def create(
+        self, commands: CommandRunner, caller: Caller, data: JSONBody[NewProduct]
+    ) -> Response[ProductCreated]:  # type: ignore[valid-type]
+        """A Draft product. `sku` is unique (409); `category_id` must name an existing (422), active (409) category.
+        A seller lists as itself: `seller_id` defaults to its token's `sub`, and any other is refused (403)."""
+        listing = fields(data)
+        if (seller := caller.acting_as(Role.SELLER)) is not None:
+            if listing["seller_id"] not in (None, seller):
+                raise Forbidden("a seller lists products only under its own seller_id")
+            listing["seller_id"] = seller
+        outcome = await commands.run(CreateProduct(product_id=str(uuid.uuid4()), **listing))
         body = ProductCreated(product_id=outcome.aggregate_id, version=outcome.version)
         return created(body, f"/products/{outcome.aggregate_id}", outcome.version)
 
     @put(
         "/{product_id:str}/details",
         operation_id="updateProductDetails",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
         summary="Change details",
     )
     async def update_details(
         self,
         commands: CommandRunner,
+        caller: Caller,
         product_id: ProductId,
         expected_version: ExpectedVersion,
         data: JSONBody[ProductChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `null` clears an optional one."""
-        return await _run(commands, UpdateProductDetails, product_id, expected_version, **fields(data))
+        return await _run(
+            commands,
+            UpdateProductDetails,
+            product_id,
+            expected_version,
+            acting_seller_id=caller.acting_as(Role.SELLER),
+            **fields(data),
+        )
 
     @post(
-        "/{product_id:str}/variants", operation_id="addVariant", responses=PROBLEMS, summary="Add a variant"
+        "/{product_id:str}/variants",
+        operation_id="addVariant",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
+        summary="Add a variant",
     )
     async def add_variant(
         self,
         commands: CommandRunner,
+        caller: Caller,
         product_id: ProductId,
         expected_version: ExpectedVersion,
         data: JSONBody[NewVariant],
-    ) -> Response[Any]:
+    ) -> Response[VariantCreated]:  # type: ignore[valid-type]
         """`variant_sku` is unique across all products (409); all variants of a product share one currency (409)."""
         pid = _product_id(product_id)
         command = AddVariant(
-            product_id=pid, variant_id=str(uuid.uuid4()), expected_version=expected_version, **fields(data)
+            product_id=pid,
+            variant_id=str(uuid.uuid4()),
+            expected_version=expected_version,
+            acting_seller_id=caller.acting_as(Role.SELLER),
+            **fields(data),
         )
         outcome = await commands.run(command)
         body = VariantCreated(variant_id=outcome.created_id, version=outcome.version)
@@ -228,12 +335,15 @@ class ProductController(Controller):
     @put(
         "/{product_id:str}/variants/{variant_id:str}/price",
         operation_id="changeVariantPrice",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
         summary="Change a variant's base price",
     )
     async def change_price(
         self,
         commands: CommandRunner,
+        caller: Caller,
         product_id: ProductId,
         variant_id: VariantId,
         expected_version: ExpectedVersion,
@@ -241,18 +351,27 @@ class ProductController(Controller):
     ) -> Response[Accepted]:
         """Tier prices are kept: a base price that would not stay above each of them is refused (409)."""
         return await _run(
-            commands, ChangeVariantPrice, product_id, expected_version, variant_id=variant_id, **fields(data)
+            commands,
+            ChangeVariantPrice,
+            product_id,
+            expected_version,
+            acting_seller_id=caller.acting_as(Role.SELLER),
+            variant_id=variant_id,
+            **fields(data),
         )
 
     @put(
         "/{product_id:str}/variants/{variant_id:str}/tier-price",
         operation_id="setTierPrice",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
         summary="Set a loyalty-tier price",
     )
     async def set_tier_price(
         self,
         commands: CommandRunner,
+        caller: Caller,
         product_id: ProductId,
         variant_id: VariantId,
         expected_version: ExpectedVersion,
@@ -260,23 +379,39 @@ class ProductController(Controller):
     ) -> Response[Accepted]:
         """The price must be above 0 and below the variant's base price (409)."""
         return await _run(
-            commands, SetTierPrice, product_id, expected_version, variant_id=variant_id, **fields(data)
+            commands,
+            SetTierPrice,
+            product_id,
+            expected_version,
+            acting_seller_id=caller.acting_as(Role.SELLER),
+            variant_id=variant_id,
+            **fields(data),
         )
 
     @post(
-        "/{product_id:str}/images", operation_id="addProductImage", responses=PROBLEMS, summary="Add an image"
+        "/{product_id:str}/images",
+        operation_id="addProductImage",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
+        summary="Add an image",
     )
     async def add_image(
         self,
         commands: CommandRunner,
+        caller: Caller,
         product_id: ProductId,
         expected_version: ExpectedVersion,
         data: JSONBody[NewImage],
-    ) -> Response[Any]:
+    ) -> Response[ImageCreated]:  # type: ignore[valid-type]
         """At most 10 images; the first, or one sent with `is_primary`, becomes the primary image."""
         pid = _product_id(product_id)
         command = AddProductImage(
-            product_id=pid, image_id=str(uuid.uuid4()), expected_version=expected_version, **fields(data)
+            product_id=pid,
+            image_id=str(uuid.uuid4()),
+            expected_version=expected_version,
+            acting_seller_id=caller.acting_as(Role.SELLER),
+            **fields(data),
         )
         outcome = await commands.run(command)
         body = ImageCreated(image_id=outcome.created_id, version=outcome.version)
@@ -285,62 +420,109 @@ class ProductController(Controller):
     @delete(
         "/{product_id:str}/images/{image_id:str}",
         operation_id="removeProductImage",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
         summary="Remove an image",
         status_code=200,
     )
     async def remove_image(
         self,
         commands: CommandRunner,
+        caller: Caller,
         product_id: ProductId,
         image_id: ImageId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Removing the primary image makes the first remaining one primary."""
-        return await _run(commands, RemoveProductImage, product_id, expected_version, image_id=image_id)
+        return await _run(
+            commands,
+            RemoveProductImage,
+            product_id,
+            expected_version,
+            acting_seller_id=caller.acting_as(Role.SELLER),
+            image_id=image_id,
+        )
 
     @put(
         "/{product_id:str}/activate",
         operation_id="activateProduct",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
         summary="Put on sale",
     )
     async def activate(
-        self, commands: CommandRunner, product_id: ProductId, expected_version: ExpectedVersion
+        self,
+        commands: CommandRunner,
+        caller: Caller,
+        product_id: ProductId,
+        expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Draft → Active; needs at least one variant (409)."""
-        return await _run(commands, ActivateProduct, product_id, expected_version)
+        return await _run(
+            commands,
+            ActivateProduct,
+            product_id,
+            expected_version,
+            acting_seller_id=caller.acting_as(Role.SELLER),
+        )
 
     @put(
         "/{product_id:str}/discontinue",
         operation_id="discontinueProduct",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
         summary="Stop selling",
     )
     async def discontinue(
-        self, commands: CommandRunner, product_id: ProductId, expected_version: ExpectedVersion
+        self,
+        commands: CommandRunner,
+        caller: Caller,
+        product_id: ProductId,
+        expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Active → Discontinued."""
-        return await _run(commands, DiscontinueProduct, product_id, expected_version)
+        return await _run(
+            commands,
+            DiscontinueProduct,
+            product_id,
+            expected_version,
+            acting_seller_id=caller.acting_as(Role.SELLER),
+        )
 
-    @put("/{product_id:str}/archive", operation_id="archiveProduct", responses=PROBLEMS, summary="Archive")
+    @put(
+        "/{product_id:str}/archive",
+        operation_id="archiveProduct",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
+        summary="Archive",
+    )
     async def archive(
-        self, commands: CommandRunner, product_id: ProductId, expected_version: ExpectedVersion
+        self,
+        commands: CommandRunner,
+        caller: Caller,
+        product_id: ProductId,
+        expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Discontinued → Archived; an archived product refuses every further command (409)."""
-        return await _run(commands, ArchiveProduct, product_id, expected_version)
+        return await _run(
+            commands,
+            ArchiveProduct,
+            product_id,
+            expected_version,
+            acting_seller_id=caller.acting_as(Role.SELLER),
+        )
 
     @get("/", operation_id="listProducts", responses=PROBLEMS, summary="Product cards")
     async def list_cards(
         self,
         pool: ReadPool,
-        category_id: Annotated[
-            str | None, QueryParameter(description="filed directly in this category")
-        ] = None,
-        seller_id: Annotated[str | None, QueryParameter()] = None,
-        status: Annotated[
-            str | None, QueryParameter(description="Draft, Active, Discontinued or Archived")
-        ] = None,
+        category_id: UuidFilter = None,
+        seller_id: UuidFilter = None,
+        status: StatusFilter = None,
         limit: Limit = 20,
         cursor: Cursor = None,
     ) -> queries.ProductCardPage:
@@ -384,8 +566,8 @@ class SellerController(Controller):
     async def products(
         self,
         pool: ReadPool,
-        seller_id: Annotated[str, PathParameter(description="The seller's id (UUID)")],
-        status: Annotated[str | None, QueryParameter()] = None,
+        seller_id: Annotated[str, PathParameter(description="The seller's id", format="uuid")],
+        status: StatusFilter = None,
         limit: Limit = 20,
         cursor: Cursor = None,
     ) -> queries.ProductCardPage:
@@ -400,8 +582,15 @@ class CategoryController(Controller):
     tags = ["catalogue"]
     dependencies = command_dependencies("catalogue")
 
-    @post("/", operation_id="createCategory", responses=PROBLEMS, summary="Create a category")
-    async def create(self, commands: CommandRunner, data: JSONBody[NewCategory]) -> Response[Any]:
+    @post(
+        "/",
+        operation_id="createCategory",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Create a category",
+    )
+    async def create(self, commands: CommandRunner, data: JSONBody[NewCategory]) -> Response[CategoryCreated]:  # type: ignore[valid-type]
         """A root, or a child of an existing (422) and active (409) parent, at most at level 4 (409)."""
         outcome = await commands.run(CreateCategory(category_id=str(uuid.uuid4()), **fields(data)))
         body = CategoryCreated(category_id=outcome.aggregate_id, version=outcome.version)
@@ -410,7 +599,9 @@ class CategoryController(Controller):
     @put(
         "/{category_id:str}",
         operation_id="updateCategory",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
         summary="Rename or change attributes",
     )
     async def update(
@@ -426,7 +617,9 @@ class CategoryController(Controller):
     @put(
         "/{category_id:str}/reorder",
         operation_id="reorderCategory",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
         summary="Move among siblings",
     )
     async def reorder(
@@ -438,13 +631,19 @@ class CategoryController(Controller):
     ) -> Response[Accepted]:
         """Siblings are listed by `display_order`, then by name."""
         return await _run(
-            commands, ReorderCategory, category_id, expected_version, new_display_order=data.new_display_order
+            commands,
+            ReorderCategory,
+            category_id,
+            expected_version,
+            new_display_order=wire.whole_number(data.new_display_order),
         )
 
     @put(
         "/{category_id:str}/deactivate",
         operation_id="deactivateCategory",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
         summary="Deactivate",
     )
     async def deactivate(

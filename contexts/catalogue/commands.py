@@ -7,6 +7,8 @@ from bus.messages import Command
 
 class ProductCommand(Command, frozen=True, kw_only=True):
     product_id: str
+    # A seller acting on its own behalf: the product must be one it listed (checked in the transaction).
+    acting_seller_id: str | None = None
 
     @property
     def aggregate_id(self) -> str:

@@ -28,6 +28,4 @@ class UpdateProductDetails(ProductCommand, frozen=True, kw_only=True, tag="catal
 
 async def update_product_details(command: UpdateProductDetails, uow: UnitOfWork) -> Outcome:
     changes = {name: getattr(command, name) for name in DETAILS}
-    return await change_product(
-        uow, command.product_id, command.expected_version, lambda p: p.update_details(now=now(), **changes)
-    )
+    return await change_product(uow, command, lambda p: p.update_details(now=now(), **changes))

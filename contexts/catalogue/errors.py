@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from bus.errors import Conflict, NotFound
+from bus.errors import Conflict, Forbidden, NotFound
 
 
 class ProductArchived(Conflict):
@@ -109,6 +109,11 @@ class ImageExists(Conflict):
 
     def __init__(self, image_id: str) -> None:
         super().__init__(f"image {image_id} already exists")
+
+
+class AnotherSellersProduct(Forbidden):
+    def __init__(self, product_id: str) -> None:
+        super().__init__(f"product {product_id} is listed by another seller")
 
 
 class VariantNotFound(NotFound):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bus.messages import message
 from bus.uow import Outcome, UnitOfWork
 from contexts.catalogue.commands import ProductCommand
-from contexts.catalogue.repository import Products, change_product, now
+from contexts.catalogue.repository import change_product, now, product_for
 
 
 @message
@@ -27,7 +27,7 @@ class RemoveProductImage(ProductCommand, frozen=True, kw_only=True, tag="catalog
 
 async def add_product_image(command: AddProductImage, uow: UnitOfWork) -> Outcome:
     async with uow:
-        product = await Products(uow).get(command.product_id, command.expected_version)
+        product = await product_for(uow, command)
         product.add_image(
             command.image_id,
             url=command.url,
@@ -41,7 +41,6 @@ async def add_product_image(command: AddProductImage, uow: UnitOfWork) -> Outcom
 async def remove_product_image(command: RemoveProductImage, uow: UnitOfWork) -> Outcome:
     return await change_product(
         uow,
-        command.product_id,
-        command.expected_version,
+        command,
         lambda p: p.remove_image(command.image_id, now=now()),
     )

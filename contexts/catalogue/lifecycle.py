@@ -24,18 +24,12 @@ class ArchiveProduct(ProductCommand, frozen=True, kw_only=True, tag="catalogue.A
 
 
 async def activate_product(command: ActivateProduct, uow: UnitOfWork) -> Outcome:
-    return await change_product(
-        uow, command.product_id, command.expected_version, lambda p: p.activate(now=now())
-    )
+    return await change_product(uow, command, lambda p: p.activate(now=now()))
 
 
 async def discontinue_product(command: DiscontinueProduct, uow: UnitOfWork) -> Outcome:
-    return await change_product(
-        uow, command.product_id, command.expected_version, lambda p: p.discontinue(now=now())
-    )
+    return await change_product(uow, command, lambda p: p.discontinue(now=now()))
 
 
 async def archive_product(command: ArchiveProduct, uow: UnitOfWork) -> Outcome:
-    return await change_product(
-        uow, command.product_id, command.expected_version, lambda p: p.archive(now=now())
-    )
+    return await change_product(uow, command, lambda p: p.archive(now=now()))

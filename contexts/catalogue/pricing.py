@@ -10,7 +10,7 @@ from msgspec import UNSET, UnsetType
 from bus.messages import message
 from bus.uow import Outcome, UnitOfWork
 from contexts.catalogue.commands import ProductCommand
-from contexts.catalogue.repository import Products, change_product, now
+from contexts.catalogue.repository import change_product, now, product_for
 
 
 @message
@@ -51,14 +51,14 @@ class SetTierPrice(ProductCommand, frozen=True, kw_only=True, tag="catalogue.Set
 _VARIANT_FIELDS = tuple(
     name
     for name in AddVariant.__struct_fields__
-    if name not in ("product_id", "expected_version", "variant_id")
+    if name not in ("product_id", "expected_version", "acting_seller_id", "variant_id")
 )
 
 
 async def add_variant(command: AddVariant, uow: UnitOfWork) -> Outcome:
     fields = {name: getattr(command, name) for name in _VARIANT_FIELDS}
     async with uow:
-        product = await Products(uow).get(command.product_id, command.expected_version)
+        product = await product_for(uow, command)
         product.add_variant(command.variant_id, now=now(), **fields)
         return await uow.commit(created_id=command.variant_id)
 
@@ -66,8 +66,7 @@ async def add_variant(command: AddVariant, uow: UnitOfWork) -> Outcome:
 async def change_variant_price(command: ChangeVariantPrice, uow: UnitOfWork) -> Outcome:
     return await change_product(
         uow,
-        command.product_id,
-        command.expected_version,
+        command,
         lambda p: p.change_price(
             command.variant_id, base_price=command.base_price, currency=command.currency, now=now()
         ),
@@ -77,7 +76,6 @@ async def change_variant_price(command: ChangeVariantPrice, uow: UnitOfWork) -> 
 async def set_tier_price(command: SetTierPrice, uow: UnitOfWork) -> Outcome:
     return await change_product(
         uow,
-        command.product_id,
-        command.expected_version,
+        command,
         lambda p: p.set_tier_price(command.variant_id, tier=command.tier, price=command.price, now=now()),
     )

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from bus.errors import Invalid
+from bus.errors import Invalid, ensure_version
 from bus.repository import Repository, change
 from bus.uow import Outcome, UnitOfWork
 from contexts.catalogue.category import Category, CategoryState
-from contexts.catalogue.errors import SkuTaken, VariantSkuTaken
+from contexts.catalogue.commands import ProductCommand
+from contexts.catalogue.errors import AnotherSellersProduct, SkuTaken, VariantSkuTaken
 from contexts.catalogue.events import VariantAdded
 from contexts.catalogue.product import Product, ProductState
 
@@ -85,14 +86,29 @@ class Categories(Repository[Category]):
         return category
 
 
+async def product_for(uow: UnitOfWork, command: ProductCommand) -> Product:
+    """The product a command changes: it must exist (404), be the acting seller's own if a seller acts
+    (403; seller ids never change, and this is the row the command saves), and be at `If-Match` (412)."""
+    product = await Products(uow).get(command.product_id)
+    if command.acting_seller_id is not None and product.state.seller_id != command.acting_seller_id:
+        raise AnotherSellersProduct(command.product_id)
+    ensure_version(command.expected_version, product.version)
+    return product
+
+
 async def change_product(
-    uow: UnitOfWork, product_id: str, expected_version: int | None, action: Callable[[Product], object]
+    uow: UnitOfWork, command: ProductCommand, action: Callable[[Product], object]
 ) -> Outcome:
-    return await change(Products(uow), product_id, expected_version, action)
+    async with uow:
+        action(await product_for(uow, command))
+        return await uow.commit()
 
 
 async def change_category(
-    uow: UnitOfWork, category_id: str, expected_version: int | None, action: Callable[[Category], object]
+    uow: UnitOfWork,
+    category_id: str,
+    expected_version: int | tuple[int, ...] | None,
+    action: Callable[[Category], object],
 ) -> Outcome:
     return await change(Categories(uow), category_id, expected_version, action)
 

@@ -39,6 +39,33 @@ _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 
 
+def _url_pattern() -> str:
+    """http(s)://, optional userinfo, a host of printable ASCII (an IDN as punycode) or a bracketed
+    IPv6 address, an optional port up to 65535, then anything but whitespace and control characters.
+    The OpenAPI document states this very pattern, so it reads as Python's `re` and ECMA-262 alike."""
+    netloc = r"[!-\"$-.0->@-Z\\^-~]"  # printable ASCII but / ? # [ ]
+    host = r"[!-\"$-.0-9;->A-Z\\^-~]"  # nor @ :
+    h16 = "[0-9A-Fa-f]{1,4}"
+    ipv6 = "|".join(
+        [
+            f"(?:{h16}:){{7}}{h16}",
+            f"(?:{h16}:){{1,7}}:",
+            f"(?:{h16}:){{1,6}}:{h16}",
+            *(f"(?:{h16}:){{1,{6 - n}}}(?::{h16}){{1,{n + 1}}}" for n in range(1, 6)),
+            f":(?:(?::{h16}){{1,7}}|:)",
+        ]
+    )
+    port = "(?:0*(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    rest = r"[^\t-\r\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    return (
+        rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:{netloc}*@)?(?:{host}+|\[(?:{ipv6})\])(?::{port})?(?:[/?#]{rest}*)?$"
+    )
+
+
+URL_PATTERN = _url_pattern()
+_URL = re.compile(URL_PATTERN)
+
+
 class Currency(StrEnum):
     USD = "USD"
     EUR = "EUR"
@@ -220,6 +247,10 @@ def url(value: str | None) -> str:
         raise Invalid("url", "must start with http:// or https://")
     if not host:
         raise Invalid("url", "must name a host")
+    if not _URL.fullmatch(value):
+        raise Invalid(
+            "url", "must name its host in ASCII (an IDN as punycode) or as a bracketed IPv6 address"
+        )
     return value
 
 

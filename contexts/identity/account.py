@@ -26,14 +26,12 @@ class CloseAccount(CustomerCommand, frozen=True, kw_only=True, tag="identity.Clo
 
 
 async def suspend_account(command: SuspendAccount, uow: UnitOfWork) -> Outcome:
-    return await change_customer(
-        uow, command.customer_id, command.expected_version, lambda c: c.suspend(command.reason)
-    )
+    return await change_customer(uow, command, lambda c: c.suspend(command.reason))
 
 
 async def reactivate_account(command: ReactivateAccount, uow: UnitOfWork) -> Outcome:
-    return await change_customer(uow, command.customer_id, command.expected_version, lambda c: c.reactivate())
+    return await change_customer(uow, command, lambda c: c.reactivate())
 
 
 async def close_account(command: CloseAccount, uow: UnitOfWork) -> Outcome:
-    return await change_customer(uow, command.customer_id, command.expected_version, lambda c: c.close())
+    return await change_customer(uow, command, lambda c: c.close())

@@ -7,7 +7,7 @@ from msgspec import UNSET, UnsetType
 from bus.messages import message
 from bus.uow import Outcome, UnitOfWork
 from contexts.identity.commands import CustomerCommand
-from contexts.identity.repository import Customers, change_customer
+from contexts.identity.repository import change_customer, customer_for
 
 
 @message
@@ -75,7 +75,7 @@ def _fields(command: AddAddress | UpdateAddress) -> dict[str, object]:
 
 async def add_address(command: AddAddress, uow: UnitOfWork) -> Outcome:
     async with uow:
-        customer = await Customers(uow).get(command.customer_id, command.expected_version)
+        customer = await customer_for(uow, command)
         customer.add_address(command.address_id, **_fields(command))  # type: ignore[arg-type]
         return await uow.commit(created_id=command.address_id)
 
@@ -83,22 +83,18 @@ async def add_address(command: AddAddress, uow: UnitOfWork) -> Outcome:
 async def update_address(command: UpdateAddress, uow: UnitOfWork) -> Outcome:
     return await change_customer(
         uow,
-        command.customer_id,
-        command.expected_version,
+        command,
         lambda customer: customer.update_address(command.address_id, **_fields(command)),  # type: ignore[arg-type]
     )
 
 
 async def remove_address(command: RemoveAddress, uow: UnitOfWork) -> Outcome:
-    return await change_customer(
-        uow, command.customer_id, command.expected_version, lambda c: c.remove_address(command.address_id)
-    )
+    return await change_customer(uow, command, lambda c: c.remove_address(command.address_id))
 
 
 async def set_default_address(command: SetDefaultAddress, uow: UnitOfWork) -> Outcome:
     return await change_customer(
         uow,
-        command.customer_id,
-        command.expected_version,
+        command,
         lambda c: c.set_default_address(command.address_id),
     )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
-from bus.errors import Invalid
+from bus.errors import Invalid, NotFound
+from contexts import wire
+from contexts.access import BEARER, GUARDED, Caller, Principal, Role, allow
 from contexts.http import (
-    PROBLEMS,
     Accepted,
     Body,
     CommandRunner,
@@ -30,59 +31,101 @@ from contexts.identity import queries
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
 from contexts.identity.addresses import AddAddress, RemoveAddress, SetDefaultAddress, UpdateAddress
 from contexts.identity.commands import CustomerCommand
+from contexts.identity.errors import NotYourAccount
 from contexts.identity.profile import UpdateProfile
 from contexts.identity.registration import RegisterCustomer
 from contexts.identity.tier import UpgradeTier
+from contexts.identity.values import AddressLabel, Tier
 
-Text = Annotated[str, Meta(max_length=10_000)]  # the domain checks the real limits and names the field
+_PAST = wire.past_date_pattern(date.today())
+Name = Annotated[str, wire.text(100), Meta(examples=["Ada"])]
+Phone = Annotated[
+    str,
+    wire.pattern(wire.PHONE_PATTERN, description="digits, spaces, '-', '(' and ')' after an optional '+'"),
+    Meta(examples=["+44 20 7946 0958"]),
+]
+BirthDate = Annotated[
+    date,
+    Meta(examples=["1990-12-10"], extra_json_schema={"pattern": _PAST, "description": "not in the future"}),
+]
+Latitude = Annotated[float, wire.coordinate(90), Meta(examples=[51.5074])]
+Longitude = Annotated[float, wire.coordinate(180), Meta(examples=[-0.1345])]
+Label = Annotated[str, wire.one_of(AddressLabel), Meta(examples=["Home"])]
+_GEO_BOTH = {
+    "required": ["geo_lat", "geo_lng"],
+    "properties": {"geo_lat": {"type": "number"}, "geo_lng": {"type": "number"}},
+}
+_GEO_CLEARED = {
+    "required": ["geo_lat", "geo_lng"],
+    "properties": {"geo_lat": {"type": "null"}, "geo_lng": {"type": "null"}},
+}
+_GEO_OMITTED = {"not": {"anyOf": [{"required": ["geo_lat"]}, {"required": ["geo_lng"]}]}}
 
 
 class Registration(Body):
-    external_id: Annotated[str, Meta(examples=["crm-10042"])]
-    email: Annotated[str, Meta(examples=["ada@example.com"])]
-    first_name: Annotated[str, Meta(examples=["Ada"])]
-    last_name: Annotated[str, Meta(examples=["Lovelace"])]
-    phone: Annotated[str, Meta(examples=["+44 20 7946 0958"])] | None = None
-    date_of_birth: Annotated[date, Meta(examples=["1990-12-10"])] | None = None
+    external_id: Annotated[  # not blank, kept exactly as given
+        str,
+        wire.pattern(rf"^[^\x00]*[^{wire.WS}\x00][^\x00]*$", max_length=255),
+        Meta(examples=["crm-10042"]),
+    ]
+    email: Annotated[
+        str, wire.pattern(wire.EMAIL_PATTERN, max_length=254), Meta(examples=["ada@example.com"])
+    ]
+    first_name: Name
+    last_name: Annotated[str, wire.text(100), Meta(examples=["Lovelace"])]
+    phone: Phone | None = None
+    date_of_birth: BirthDate | None = None
 
 
 class ProfileChange(Body):
-    first_name: Text | UnsetType = UNSET
-    last_name: Text | UnsetType = UNSET
-    phone: Text | UnsetType | None = UNSET
-    date_of_birth: date | UnsetType | None = UNSET
+    first_name: Name | UnsetType = UNSET
+    last_name: Name | UnsetType = UNSET
+    phone: Phone | UnsetType | None = UNSET
+    date_of_birth: BirthDate | UnsetType | None = UNSET
 
 
 class NewAddress(Body):
-    street: Annotated[str, Meta(examples=["12 St James's Square"])]
-    city: Annotated[str, Meta(examples=["London"])]
-    postal_code: Annotated[str, Meta(examples=["SW1Y 4LB"])]
-    country: Annotated[str, Meta(examples=["United Kingdom"])]
-    label: Annotated[str, Meta(examples=["Home"], description="Home, Work or Other")] = "Home"
-    state: Text | None = None
+    schema_extra: ClassVar[dict[str, Any]] = {
+        "anyOf": [_GEO_BOTH, {"properties": _GEO_CLEARED["properties"]}],
+        "description": "geo_lat and geo_lng go together",
+    }
+
+    street: Annotated[str, wire.text(255), Meta(examples=["12 St James's Square"])]
+    city: Annotated[str, wire.text(100), Meta(examples=["London"])]
+    postal_code: Annotated[str, wire.text(20), Meta(examples=["SW1Y 4LB"])]
+    country: Annotated[str, wire.text(100), Meta(examples=["United Kingdom"])]
+    label: Label = "Home"
+    state: Annotated[str, wire.optional_text(100)] | None = None
     is_default: bool = False
-    geo_lat: Annotated[float, Meta(examples=[51.5074])] | None = None
-    geo_lng: Annotated[float, Meta(examples=[-0.1345])] | None = None
+    geo_lat: Latitude | None = None
+    geo_lng: Longitude | None = None
 
 
 class AddressChange(Body):
-    label: Text | UnsetType = UNSET
-    street: Text | UnsetType = UNSET
-    city: Text | UnsetType = UNSET
-    state: Text | UnsetType | None = UNSET
-    postal_code: Text | UnsetType = UNSET
-    country: Text | UnsetType = UNSET
+    schema_extra: ClassVar[dict[str, Any]] = {
+        "anyOf": [_GEO_BOTH, _GEO_CLEARED, _GEO_OMITTED],
+        "description": "geo_lat and geo_lng change together",
+    }
+
+    label: Label | UnsetType = UNSET
+    street: Annotated[str, wire.text(255)] | UnsetType = UNSET
+    city: Annotated[str, wire.text(100)] | UnsetType = UNSET
+    state: Annotated[str, wire.optional_text(100)] | UnsetType | None = UNSET
+    postal_code: Annotated[str, wire.text(20)] | UnsetType = UNSET
+    country: Annotated[str, wire.text(100)] | UnsetType = UNSET
     is_default: bool | UnsetType = UNSET
-    geo_lat: float | UnsetType | None = UNSET
-    geo_lng: float | UnsetType | None = UNSET
+    geo_lat: Latitude | UnsetType | None = UNSET
+    geo_lng: Longitude | UnsetType | None = UNSET
 
 
 class Suspension(Body):
-    reason: Annotated[str, Meta(examples=["chargeback under review"])]
+    reason: Annotated[str, wire.text(500), Meta(examples=["chargeback under review"])]
 
 
 class TierChange(Body):
-    new_tier: Annotated[str, Meta(examples=["Gold"], description="Silver, Gold or Platinum; only upwards")]
+    new_tier: Annotated[
+        str, wire.one_of(Tier), Meta(examples=["Gold"], description="only upwards: same or lower is 409")
+    ]
 
 
 class CustomerCreated(msgspec.Struct, frozen=True):
@@ -96,22 +139,51 @@ class AddressCreated(msgspec.Struct, frozen=True):
 
 
 _customer_id = path_id("customer")
+CUSTOMERS = allow(Role.CUSTOMER)  # a customer (sub = its external_id) only on itself; admins on anyone
+ADMINS = allow()  # suspension, tiers and segments are the shop's decisions
 
 
-CustomerId = Annotated[str, PathParameter(description="The customer's id (UUID)")]
-AddressId = Annotated[str, PathParameter(description="The address's id")]
+_EITHER = "give exactly one of `email` and `external_id` (else 422)"
+# Ids in paths are UUIDs: any other value names nothing (404).
+CustomerId = Annotated[str, PathParameter(description="The customer's id", format="uuid")]
+AddressId = Annotated[str, PathParameter(description="The address's id", format="uuid")]
+
+
+def _addressed(caller: Principal, customer_id: str) -> str:
+    """The customer id in the path. To a customer, an id that cannot exist is refused like another's."""
+    try:
+        return _customer_id(customer_id)
+    except NotFound:
+        if caller.role is Role.CUSTOMER:
+            raise NotYourAccount() from None
+        raise
+
+
+async def _readable(pool: ReadPool, caller: Caller, customer_id: str) -> str:
+    """The customer id in the path, if the caller may read it: a customer only itself (403 alike for
+    another customer and for nobody)."""
+    cid = _addressed(caller, customer_id)
+    own = caller.acting_as(Role.CUSTOMER)
+    if own is not None and not await queries.is_own(pool, own, customer_id=cid):
+        raise NotYourAccount()
+    return cid
 
 
 async def _change(
     commands: CommandRunner,
+    caller: Caller,
     command_type: type[CustomerCommand],
     customer_id: str,
     expected_version: ExpectedVersion,
     **changes: object,
 ) -> Response[Accepted]:
-    """Every command on an existing customer: its id from the path, `If-Match` as the expected version."""
+    """Every command on an existing customer: its id from the path, `If-Match` as the expected version;
+    a customer's commands carry its external id, so that it changes only itself."""
     command = command_type(
-        customer_id=_customer_id(customer_id), expected_version=expected_version, **changes
+        customer_id=_addressed(caller, customer_id),
+        expected_version=expected_version,
+        acting_external_id=caller.acting_as(Role.CUSTOMER),
+        **changes,
     )
     return accepted(await commands.run(command))
 
@@ -121,11 +193,21 @@ class CustomerController(Controller):
     tags = ["identity"]
     dependencies = command_dependencies("identity")
 
-    @post("/", operation_id="registerCustomer", responses=PROBLEMS, summary="Register a customer")
+    @post(
+        "/",
+        operation_id="registerCustomer",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="Register a customer",
+    )
     async def register(
-        self, commands: CommandRunner, data: JSONBody[Registration]
+        self, commands: CommandRunner, caller: Caller, data: JSONBody[Registration]
     ) -> Response[CustomerCreated]:
-        """Open an account; `external_id` and `email` (case-insensitively) must be unique (409)."""
+        """Open an account; `external_id` and `email` (case-insensitively) must be unique (409). A customer
+        registers only itself: `external_id` must be its token's `sub` (403)."""
+        if caller.acting_as(Role.CUSTOMER) not in (None, data.external_id):
+            raise NotYourAccount()
         outcome = await commands.run(RegisterCustomer(customer_id=str(uuid.uuid4()), **fields(data)))
         body = CustomerCreated(customer_id=outcome.aggregate_id, version=outcome.version)
         return created(body, f"/customers/{outcome.aggregate_id}", outcome.version)
@@ -133,36 +215,46 @@ class CustomerController(Controller):
     @put(
         "/{customer_id:str}/profile",
         operation_id="updateProfile",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
         summary="Update the profile",
     )
     async def update_profile(
         self,
         commands: CommandRunner,
+        caller: Caller,
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
         data: JSONBody[ProfileChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
-        return await _change(commands, UpdateProfile, customer_id, expected_version, **fields(data))
+        return await _change(commands, caller, UpdateProfile, customer_id, expected_version, **fields(data))
 
     @post(
         "/{customer_id:str}/addresses",
         operation_id="addAddress",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
         summary="Add an address",
     )
     async def add_address(
         self,
         commands: CommandRunner,
+        caller: Caller,
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
         data: JSONBody[NewAddress],
     ) -> Response[AddressCreated]:
         """At most 10 addresses; the first, or one sent with `is_default`, becomes the default."""
-        cid = _customer_id(customer_id)
+        cid = _addressed(caller, customer_id)
         command = AddAddress(
-            customer_id=cid, address_id=str(uuid.uuid4()), expected_version=expected_version, **fields(data)
+            customer_id=cid,
+            address_id=str(uuid.uuid4()),
+            expected_version=expected_version,
+            acting_external_id=caller.acting_as(Role.CUSTOMER),
+            **fields(data),
         )
         outcome = await commands.run(command)
         body = AddressCreated(address_id=outcome.created_id or "", version=outcome.version)
@@ -171,12 +263,15 @@ class CustomerController(Controller):
     @put(
         "/{customer_id:str}/addresses/{address_id:str}",
         operation_id="updateAddress",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
         summary="Change an address",
     )
     async def update_address(
         self,
         commands: CommandRunner,
+        caller: Caller,
         customer_id: CustomerId,
         address_id: AddressId,
         expected_version: ExpectedVersion,
@@ -184,103 +279,141 @@ class CustomerController(Controller):
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `is_default: true` moves the default here."""
         return await _change(
-            commands, UpdateAddress, customer_id, expected_version, address_id=address_id, **fields(data)
+            commands,
+            caller,
+            UpdateAddress,
+            customer_id,
+            expected_version,
+            address_id=address_id,
+            **fields(data),
         )
 
     @delete(
         "/{customer_id:str}/addresses/{address_id:str}",
         operation_id="removeAddress",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
         summary="Remove an address",
         status_code=200,
     )
     async def remove_address(
         self,
         commands: CommandRunner,
+        caller: Caller,
         customer_id: CustomerId,
         address_id: AddressId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """The last address cannot be removed (409); removing the default promotes the first remaining one."""
-        return await _change(commands, RemoveAddress, customer_id, expected_version, address_id=address_id)
+        return await _change(
+            commands, caller, RemoveAddress, customer_id, expected_version, address_id=address_id
+        )
 
     @put(
         "/{customer_id:str}/addresses/{address_id:str}/default",
         operation_id="setDefaultAddress",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
         summary="Make an address the default",
     )
     async def set_default_address(
         self,
         commands: CommandRunner,
+        caller: Caller,
         customer_id: CustomerId,
         address_id: AddressId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         return await _change(
-            commands, SetDefaultAddress, customer_id, expected_version, address_id=address_id
+            commands, caller, SetDefaultAddress, customer_id, expected_version, address_id=address_id
         )
 
     @put(
         "/{customer_id:str}/suspend",
         operation_id="suspendAccount",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
         summary="Suspend the account",
     )
     async def suspend(
         self,
         commands: CommandRunner,
+        caller: Caller,
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
         data: JSONBody[Suspension],
     ) -> Response[Accepted]:
         """Only an Active account can be suspended (409 otherwise)."""
-        return await _change(commands, SuspendAccount, customer_id, expected_version, reason=data.reason)
+        return await _change(
+            commands, caller, SuspendAccount, customer_id, expected_version, reason=data.reason
+        )
 
     @put(
         "/{customer_id:str}/reactivate",
         operation_id="reactivateAccount",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
         summary="Reactivate the account",
     )
     async def reactivate(
-        self, commands: CommandRunner, customer_id: CustomerId, expected_version: ExpectedVersion
+        self,
+        commands: CommandRunner,
+        caller: Caller,
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Only a Suspended account can be reactivated (409 otherwise)."""
-        return await _change(commands, ReactivateAccount, customer_id, expected_version)
+        return await _change(commands, caller, ReactivateAccount, customer_id, expected_version)
 
     @put(
         "/{customer_id:str}/close",
         operation_id="closeAccount",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
         summary="Close the account",
     )
     async def close(
-        self, commands: CommandRunner, customer_id: CustomerId, expected_version: ExpectedVersion
+        self,
+        commands: CommandRunner,
+        caller: Caller,
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Closed is terminal: every later command on the customer answers 409."""
-        return await _change(commands, CloseAccount, customer_id, expected_version)
+        return await _change(commands, caller, CloseAccount, customer_id, expected_version)
 
     @put(
         "/{customer_id:str}/tier",
         operation_id="upgradeTier",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
         summary="Upgrade the loyalty tier",
     )
     async def upgrade_tier(
         self,
         commands: CommandRunner,
+        caller: Caller,
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
         data: JSONBody[TierChange],
     ) -> Response[Accepted]:
         """Tiers only move up (Standard < Silver < Gold < Platinum): same or lower is 409, unknown 422."""
-        return await _change(commands, UpgradeTier, customer_id, expected_version, new_tier=data.new_tier)
+        return await _change(
+            commands, caller, UpgradeTier, customer_id, expected_version, new_tier=data.new_tier
+        )
 
     @get(
         "/segments",
         operation_id="getSegments",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
         summary="Customer counts by tier and status",
     )
     async def segments(self, pool: ReadPool) -> queries.SegmentCounts:
@@ -289,33 +422,54 @@ class CustomerController(Controller):
     @get(
         "/",
         operation_id="findCustomer",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
         summary="Find a customer by e-mail or external id",
     )
     async def find(
         self,
         pool: ReadPool,
-        email: Annotated[str | None, QueryParameter(description="case-insensitive")] = None,
-        external_id: Annotated[str | None, QueryParameter()] = None,
+        caller: Caller,
+        email: Annotated[str | None, QueryParameter(description=f"case-insensitive; {_EITHER}")] = None,
+        external_id: Annotated[str | None, QueryParameter(description=_EITHER)] = None,
     ) -> Response[queries.CustomerCard]:
         """Exactly one of `email` and `external_id`; 404 when nobody matches."""
         if (email is None) == (external_id is None):
             raise Invalid("email", "give exactly one of `email` and `external_id`")
+        own = caller.acting_as(Role.CUSTOMER)
+        if own is not None and external_id not in (None, own):
+            raise NotYourAccount()
+        if own is not None and email is not None and not await queries.is_own(pool, own, email=email):
+            raise NotYourAccount()
         card = await queries.get_customer_card_by(pool, email=email, external_id=external_id)
         return found(card, "customer")
 
-    @get("/{customer_id:str}", operation_id="getCustomer", responses=PROBLEMS, summary="The customer card")
-    async def card(self, pool: ReadPool, customer_id: CustomerId) -> Response[queries.CustomerCard]:
-        card = await queries.get_customer_card(pool, _customer_id(customer_id))
+    @get(
+        "/{customer_id:str}",
+        operation_id="getCustomer",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="The customer card",
+    )
+    async def card(
+        self, pool: ReadPool, caller: Caller, customer_id: CustomerId
+    ) -> Response[queries.CustomerCard]:
+        card = await queries.get_customer_card(pool, await _readable(pool, caller, customer_id))
         return found(card, "customer", customer_id)
 
     @get(
         "/{customer_id:str}/addresses",
         operation_id="listAddresses",
-        responses=PROBLEMS,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
         summary="The address book",
     )
-    async def addresses(self, pool: ReadPool, customer_id: CustomerId) -> Response[queries.AddressList]:
+    async def addresses(
+        self, pool: ReadPool, caller: Caller, customer_id: CustomerId
+    ) -> Response[queries.AddressList]:
         """Default address first, then in the order they were added."""
-        book = await queries.list_addresses(pool, _customer_id(customer_id))
+        book = await queries.list_addresses(pool, await _readable(pool, caller, customer_id))
         return found(book, "customer", customer_id)

@@ -7,6 +7,8 @@ from bus.messages import Command
 
 class CustomerCommand(Command, frozen=True, kw_only=True):
     customer_id: str
+    # A customer acting on its own behalf (its external id): the customer addressed must be itself.
+    acting_external_id: str | None = None
 
     @property
     def aggregate_id(self) -> str:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from bus.errors import Conflict, NotFound
+from bus.errors import Conflict, Forbidden, NotFound
+
+
+class NotYourAccount(Forbidden):
+    """A customer addressed another customer, or an id that names nobody: both answer alike, so a
+    customer learns nothing of which ids exist."""
+
+    def __init__(self) -> None:
+        super().__init__("a customer may only act on its own account")
 
 
 class CustomerClosed(Conflict):

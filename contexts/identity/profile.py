@@ -25,8 +25,7 @@ class UpdateProfile(CustomerCommand, frozen=True, kw_only=True, tag="identity.Up
 async def update_profile(command: UpdateProfile, uow: UnitOfWork) -> Outcome:
     return await change_customer(
         uow,
-        command.customer_id,
-        command.expected_version,
+        command,
         lambda customer: customer.update_profile(
             today=latest_date_on_earth(),
             first_name=command.first_name,

@@ -83,6 +83,20 @@ async def get_customer_card_by(
     return _card(row)
 
 
+async def is_own(
+    pool: asyncpg.Pool, external_id: str, *, customer_id: str | None = None, email: str | None = None
+) -> bool:
+    """Whether the customer of `external_id` is the one named by id or by e-mail. Read from the write
+    model, not a projection, so a customer registered a moment ago is already recognised as itself."""
+    column, value = ("id", customer_id) if customer_id is not None else ("email_key", email_key(email or ""))
+    if "\x00" in value or "\x00" in external_id:
+        return False  # PostgreSQL text cannot carry U+0000, and no customer has it
+    found = await pool.fetchval(
+        f"SELECT 1 FROM identity.customers WHERE {column} = $1 AND external_id = $2", value, external_id
+    )
+    return found is not None
+
+
 async def list_addresses(pool: asyncpg.Pool, customer_id: str) -> AddressList | None:
     """The address book, default first, then in the order the addresses were added."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):

@@ -8,10 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
-from bus.repository import Repository, change
+from bus.errors import ensure_version
+from bus.repository import Repository
 from bus.uow import Outcome, UnitOfWork
+from contexts.identity.commands import CustomerCommand
 from contexts.identity.customer import Customer, CustomerState
-from contexts.identity.errors import EmailAlreadyRegistered, ExternalIdAlreadyRegistered
+from contexts.identity.errors import EmailAlreadyRegistered, ExternalIdAlreadyRegistered, NotYourAccount
 
 _state_decoder = msgspec.json.Decoder(CustomerState)
 _state_encoder = msgspec.json.Encoder()
@@ -36,11 +38,29 @@ class Customers(Repository[Customer]):
         return customer.state.external_id, customer.email_key
 
 
+async def customer_for(uow: UnitOfWork, command: CustomerCommand) -> Customer:
+    """The customer a command changes: it must exist (404) and be at `If-Match` (412). A customer acting
+    for itself gets 403 alike for another customer and for nobody, checked on the row the command saves."""
+    customers = Customers(uow)
+    acting = command.acting_external_id
+    if acting is None:
+        customer = await customers.get(command.customer_id)
+    else:
+        found = await customers.find(command.customer_id)
+        if found is None or found.state.external_id != acting:
+            raise NotYourAccount()
+        customer = found
+    ensure_version(command.expected_version, customer.version)
+    return customer
+
+
 async def change_customer(
-    uow: UnitOfWork, customer_id: str, expected_version: int | None, action: Callable[[Customer], object]
+    uow: UnitOfWork, command: CustomerCommand, action: Callable[[Customer], object]
 ) -> Outcome:
     """The shape of every command on an existing customer: load, act, commit."""
-    return await change(Customers(uow), customer_id, expected_version, action)
+    async with uow:
+        action(await customer_for(uow, command))
+        return await uow.commit()
 
 
 def latest_date_on_earth() -> date:

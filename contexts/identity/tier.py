@@ -16,6 +16,4 @@ class UpgradeTier(CustomerCommand, frozen=True, kw_only=True, tag="identity.Upgr
 
 
 async def upgrade_tier(command: UpgradeTier, uow: UnitOfWork) -> Outcome:
-    return await change_customer(
-        uow, command.customer_id, command.expected_version, lambda c: c.upgrade_tier(command.new_tier)
-    )
+    return await change_customer(uow, command, lambda c: c.upgrade_tier(command.new_tier))

@@ -316,6 +316,8 @@ class TestFieldFormats:
             "https://[::1/a.jpg",
             "https://example.com:99999/a.jpg",
             "https://example.com:port/a.jpg",
+            "https://exämple.com/a.jpg",
+            "https://[v1.x]/a.jpg",
         ],
     )
     def test_invalid_url_is_refused(self, url: Any) -> None:

@@ -806,7 +806,7 @@ class TestUnknownCustomer:
 
 
 class TestIfMatch:
-    @pytest.mark.parametrize("tag", ['"1"', 'W/"1"', "1", "*"])
+    @pytest.mark.parametrize("tag", ['"1"', '"0", "1"', 'W/"1", "1"', "*"])
     async def test_a_matching_version_applies(self, client, tag):
         customer_id = await register(client)
         response = await client.put(
@@ -814,7 +814,7 @@ class TestIfMatch:
         )
         assert_accepted(response, 2)
 
-    @pytest.mark.parametrize("tag", ['"2"', '"0"', "garbage", '"-1"', '"1.0"', '""'])
+    @pytest.mark.parametrize("tag", ['"2"', '"0"', "garbage", '"-1"', '"1.0"', '""', 'W/"1"', "1"])
     async def test_a_version_the_customer_does_not_have_is_412(self, client, db, tag):
         customer_id = await register(client)
         response = await client.put(
