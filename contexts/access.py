@@ -98,7 +98,8 @@ def allow(*roles: Role) -> Any:
     allowed = {Role.ADMIN, *roles}
     names = " or ".join(sorted(allowed))
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # async, so that Litestar calls it in the event loop: a sync guard is run in a worker thread
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = principal_of(connection)
         if principal.role in allowed:
             return

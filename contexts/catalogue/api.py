@@ -8,13 +8,13 @@ from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
 import msgspec
-from litestar import Controller, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
 from bus.errors import Forbidden, Invalid
 from contexts import wire
-from contexts.access import BEARER, GUARDED, Caller, Role, allow
+from contexts.access import BEARER, GUARDED, Role, allow, principal_of
 from contexts.catalogue import queries
 from contexts.catalogue.categories import CreateCategory, DeactivateCategory, ReorderCategory, UpdateCategory
 from contexts.catalogue.commands import CategoryCommand, ProductCommand
@@ -264,12 +264,12 @@ class ProductController(Controller):
         summary="List a new product",
     )
     async def create(
-        self, commands: CommandRunner, caller: Caller, data: JSONBody[NewProduct]
+        self, commands: CommandRunner, request: Request[Any, Any, Any], data: JSONBody[NewProduct]
     ) -> Response[ProductCreated]:  # type: ignore[valid-type]
         """A Draft product. `sku` is unique (409); `category_id` must name an existing (422), active (409) category.
         A seller lists as itself: `seller_id` defaults to its token's `sub`, and any other is refused (403)."""
         listing = fields(data)
-        if (seller := caller.acting_as(Role.SELLER)) is not None:
+        if (seller := principal_of(request).acting_as(Role.SELLER)) is not None:
             if listing["seller_id"] not in (None, seller):
                 raise Forbidden("a seller lists products only under its own seller_id")
             listing["seller_id"] = seller
@@ -288,7 +288,7 @@ class ProductController(Controller):
     async def update_details(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
         data: JSONBody[ProductChange],
@@ -299,7 +299,7 @@ class ProductController(Controller):
             UpdateProductDetails,
             product_id,
             expected_version,
-            acting_seller_id=caller.acting_as(Role.SELLER),
+            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             **fields(data),
         )
 
@@ -314,7 +314,7 @@ class ProductController(Controller):
     async def add_variant(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
         data: JSONBody[NewVariant],
@@ -325,7 +325,7 @@ class ProductController(Controller):
             product_id=pid,
             variant_id=str(uuid.uuid4()),
             expected_version=expected_version,
-            acting_seller_id=caller.acting_as(Role.SELLER),
+            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             **fields(data),
         )
         outcome = await commands.run(command)
@@ -343,7 +343,7 @@ class ProductController(Controller):
     async def change_price(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         product_id: ProductId,
         variant_id: VariantId,
         expected_version: ExpectedVersion,
@@ -355,7 +355,7 @@ class ProductController(Controller):
             ChangeVariantPrice,
             product_id,
             expected_version,
-            acting_seller_id=caller.acting_as(Role.SELLER),
+            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             variant_id=variant_id,
             **fields(data),
         )
@@ -371,7 +371,7 @@ class ProductController(Controller):
     async def set_tier_price(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         product_id: ProductId,
         variant_id: VariantId,
         expected_version: ExpectedVersion,
@@ -383,7 +383,7 @@ class ProductController(Controller):
             SetTierPrice,
             product_id,
             expected_version,
-            acting_seller_id=caller.acting_as(Role.SELLER),
+            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             variant_id=variant_id,
             **fields(data),
         )
@@ -399,7 +399,7 @@ class ProductController(Controller):
     async def add_image(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
         data: JSONBody[NewImage],
@@ -410,7 +410,7 @@ class ProductController(Controller):
             product_id=pid,
             image_id=str(uuid.uuid4()),
             expected_version=expected_version,
-            acting_seller_id=caller.acting_as(Role.SELLER),
+            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             **fields(data),
         )
         outcome = await commands.run(command)
@@ -429,7 +429,7 @@ class ProductController(Controller):
     async def remove_image(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         product_id: ProductId,
         image_id: ImageId,
         expected_version: ExpectedVersion,
@@ -440,7 +440,7 @@ class ProductController(Controller):
             RemoveProductImage,
             product_id,
             expected_version,
-            acting_seller_id=caller.acting_as(Role.SELLER),
+            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             image_id=image_id,
         )
 
@@ -455,7 +455,7 @@ class ProductController(Controller):
     async def activate(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
@@ -465,7 +465,7 @@ class ProductController(Controller):
             ActivateProduct,
             product_id,
             expected_version,
-            acting_seller_id=caller.acting_as(Role.SELLER),
+            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
         )
 
     @put(
@@ -479,7 +479,7 @@ class ProductController(Controller):
     async def discontinue(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
@@ -489,7 +489,7 @@ class ProductController(Controller):
             DiscontinueProduct,
             product_id,
             expected_version,
-            acting_seller_id=caller.acting_as(Role.SELLER),
+            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
         )
 
     @put(
@@ -503,7 +503,7 @@ class ProductController(Controller):
     async def archive(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
@@ -513,7 +513,7 @@ class ProductController(Controller):
             ArchiveProduct,
             product_id,
             expected_version,
-            acting_seller_id=caller.acting_as(Role.SELLER),
+            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
         )
 
     @get("/", operation_id="listProducts", responses=PROBLEMS, summary="Product cards")

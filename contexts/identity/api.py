@@ -7,13 +7,13 @@ from datetime import date
 from typing import Annotated, Any, ClassVar
 
 import msgspec
-from litestar import Controller, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
 from bus.errors import Invalid, NotFound
 from contexts import wire
-from contexts.access import BEARER, GUARDED, Caller, Principal, Role, allow
+from contexts.access import BEARER, GUARDED, Principal, Role, allow, principal_of
 from contexts.http import (
     Accepted,
     Body,
@@ -159,7 +159,7 @@ def _addressed(caller: Principal, customer_id: str) -> str:
         raise
 
 
-async def _readable(pool: ReadPool, caller: Caller, customer_id: str) -> str:
+async def _readable(pool: ReadPool, caller: Principal, customer_id: str) -> str:
     """The customer id in the path, if the caller may read it: a customer only itself (403 alike for
     another customer and for nobody)."""
     cid = _addressed(caller, customer_id)
@@ -171,7 +171,7 @@ async def _readable(pool: ReadPool, caller: Caller, customer_id: str) -> str:
 
 async def _change(
     commands: CommandRunner,
-    caller: Caller,
+    caller: Principal,
     command_type: type[CustomerCommand],
     customer_id: str,
     expected_version: ExpectedVersion,
@@ -202,11 +202,11 @@ class CustomerController(Controller):
         summary="Register a customer",
     )
     async def register(
-        self, commands: CommandRunner, caller: Caller, data: JSONBody[Registration]
+        self, commands: CommandRunner, request: Request[Any, Any, Any], data: JSONBody[Registration]
     ) -> Response[CustomerCreated]:
         """Open an account; `external_id` and `email` (case-insensitively) must be unique (409). A customer
         registers only itself: `external_id` must be its token's `sub` (403)."""
-        if caller.acting_as(Role.CUSTOMER) not in (None, data.external_id):
+        if principal_of(request).acting_as(Role.CUSTOMER) not in (None, data.external_id):
             raise NotYourAccount()
         outcome = await commands.run(RegisterCustomer(customer_id=str(uuid.uuid4()), **fields(data)))
         body = CustomerCreated(customer_id=outcome.aggregate_id, version=outcome.version)
@@ -223,13 +223,15 @@ class CustomerController(Controller):
     async def update_profile(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
         data: JSONBody[ProfileChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
-        return await _change(commands, caller, UpdateProfile, customer_id, expected_version, **fields(data))
+        return await _change(
+            commands, principal_of(request), UpdateProfile, customer_id, expected_version, **fields(data)
+        )
 
     @post(
         "/{customer_id:str}/addresses",
@@ -242,18 +244,18 @@ class CustomerController(Controller):
     async def add_address(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
         data: JSONBody[NewAddress],
     ) -> Response[AddressCreated]:
         """At most 10 addresses; the first, or one sent with `is_default`, becomes the default."""
-        cid = _addressed(caller, customer_id)
+        cid = _addressed(principal_of(request), customer_id)
         command = AddAddress(
             customer_id=cid,
             address_id=str(uuid.uuid4()),
             expected_version=expected_version,
-            acting_external_id=caller.acting_as(Role.CUSTOMER),
+            acting_external_id=principal_of(request).acting_as(Role.CUSTOMER),
             **fields(data),
         )
         outcome = await commands.run(command)
@@ -271,7 +273,7 @@ class CustomerController(Controller):
     async def update_address(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         customer_id: CustomerId,
         address_id: AddressId,
         expected_version: ExpectedVersion,
@@ -280,7 +282,7 @@ class CustomerController(Controller):
         """Omitted fields stay as they are; `is_default: true` moves the default here."""
         return await _change(
             commands,
-            caller,
+            principal_of(request),
             UpdateAddress,
             customer_id,
             expected_version,
@@ -300,14 +302,19 @@ class CustomerController(Controller):
     async def remove_address(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         customer_id: CustomerId,
         address_id: AddressId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """The last address cannot be removed (409); removing the default promotes the first remaining one."""
         return await _change(
-            commands, caller, RemoveAddress, customer_id, expected_version, address_id=address_id
+            commands,
+            principal_of(request),
+            RemoveAddress,
+            customer_id,
+            expected_version,
+            address_id=address_id,
         )
 
     @put(
@@ -321,13 +328,18 @@ class CustomerController(Controller):
     async def set_default_address(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         customer_id: CustomerId,
         address_id: AddressId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         return await _change(
-            commands, caller, SetDefaultAddress, customer_id, expected_version, address_id=address_id
+            commands,
+            principal_of(request),
+            SetDefaultAddress,
+            customer_id,
+            expected_version,
+            address_id=address_id,
         )
 
     @put(
@@ -341,14 +353,14 @@ class CustomerController(Controller):
     async def suspend(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
         data: JSONBody[Suspension],
     ) -> Response[Accepted]:
         """Only an Active account can be suspended (409 otherwise)."""
         return await _change(
-            commands, caller, SuspendAccount, customer_id, expected_version, reason=data.reason
+            commands, principal_of(request), SuspendAccount, customer_id, expected_version, reason=data.reason
         )
 
     @put(
@@ -362,12 +374,14 @@ class CustomerController(Controller):
     async def reactivate(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Only a Suspended account can be reactivated (409 otherwise)."""
-        return await _change(commands, caller, ReactivateAccount, customer_id, expected_version)
+        return await _change(
+            commands, principal_of(request), ReactivateAccount, customer_id, expected_version
+        )
 
     @put(
         "/{customer_id:str}/close",
@@ -380,12 +394,12 @@ class CustomerController(Controller):
     async def close(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Closed is terminal: every later command on the customer answers 409."""
-        return await _change(commands, caller, CloseAccount, customer_id, expected_version)
+        return await _change(commands, principal_of(request), CloseAccount, customer_id, expected_version)
 
     @put(
         "/{customer_id:str}/tier",
@@ -398,14 +412,19 @@ class CustomerController(Controller):
     async def upgrade_tier(
         self,
         commands: CommandRunner,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         customer_id: CustomerId,
         expected_version: ExpectedVersion,
         data: JSONBody[TierChange],
     ) -> Response[Accepted]:
         """Tiers only move up (Standard < Silver < Gold < Platinum): same or lower is 409, unknown 422."""
         return await _change(
-            commands, caller, UpgradeTier, customer_id, expected_version, new_tier=data.new_tier
+            commands,
+            principal_of(request),
+            UpgradeTier,
+            customer_id,
+            expected_version,
+            new_tier=data.new_tier,
         )
 
     @get(
@@ -430,14 +449,14 @@ class CustomerController(Controller):
     async def find(
         self,
         pool: ReadPool,
-        caller: Caller,
+        request: Request[Any, Any, Any],
         email: Annotated[str | None, QueryParameter(description=f"case-insensitive; {_EITHER}")] = None,
         external_id: Annotated[str | None, QueryParameter(description=_EITHER)] = None,
     ) -> Response[queries.CustomerCard]:
         """Exactly one of `email` and `external_id`; 404 when nobody matches."""
         if (email is None) == (external_id is None):
             raise Invalid("email", "give exactly one of `email` and `external_id`")
-        own = caller.acting_as(Role.CUSTOMER)
+        own = principal_of(request).acting_as(Role.CUSTOMER)
         if own is not None and external_id not in (None, own):
             raise NotYourAccount()
         if own is not None and email is not None and not await queries.is_own(pool, own, email=email):
@@ -454,9 +473,11 @@ class CustomerController(Controller):
         summary="The customer card",
     )
     async def card(
-        self, pool: ReadPool, caller: Caller, customer_id: CustomerId
+        self, pool: ReadPool, request: Request[Any, Any, Any], customer_id: CustomerId
     ) -> Response[queries.CustomerCard]:
-        card = await queries.get_customer_card(pool, await _readable(pool, caller, customer_id))
+        card = await queries.get_customer_card(
+            pool, await _readable(pool, principal_of(request), customer_id)
+        )
         return found(card, "customer", customer_id)
 
     @get(
@@ -468,8 +489,8 @@ class CustomerController(Controller):
         summary="The address book",
     )
     async def addresses(
-        self, pool: ReadPool, caller: Caller, customer_id: CustomerId
+        self, pool: ReadPool, request: Request[Any, Any, Any], customer_id: CustomerId
     ) -> Response[queries.AddressList]:
         """Default address first, then in the order they were added."""
-        book = await queries.list_addresses(pool, await _readable(pool, caller, customer_id))
+        book = await queries.list_addresses(pool, await _readable(pool, principal_of(request), customer_id))
         return found(book, "customer", customer_id)
