@@ -216,8 +216,6 @@ async def _run(
     command_type: type[ProductCommand] | type[CategoryCommand],
     aggregate_id: str,
     expected_version: int | tuple[int, ...] | None,
-    *,
-    acting_seller_id: str | None = None,
     **changes: object,
 ) -> Response[Accepted]:
     """Every command on an existing product or category: its id from the path, `If-Match` as expected
@@ -226,7 +224,7 @@ async def _run(
         command: Any = command_type(
             product_id=_product_id(aggregate_id),
             expected_version=expected_version,
-            acting_seller_id=acting_seller_id,
+            acting_seller_id=principal_of(commands.request).acting_as(Role.SELLER),
             **changes,
         )
     else:
@@ -288,7 +286,6 @@ class ProductController(Controller):
     async def update_details(
         self,
         commands: CommandRunner,
-        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
         data: JSONBody[ProductChange],
@@ -299,7 +296,6 @@ class ProductController(Controller):
             UpdateProductDetails,
             product_id,
             expected_version,
-            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             **fields(data),
         )
 
@@ -314,7 +310,6 @@ class ProductController(Controller):
     async def add_variant(
         self,
         commands: CommandRunner,
-        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
         data: JSONBody[NewVariant],
@@ -325,7 +320,7 @@ class ProductController(Controller):
             product_id=pid,
             variant_id=str(uuid.uuid4()),
             expected_version=expected_version,
-            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
+            acting_seller_id=principal_of(commands.request).acting_as(Role.SELLER),
             **fields(data),
         )
         outcome = await commands.run(command)
@@ -343,7 +338,6 @@ class ProductController(Controller):
     async def change_price(
         self,
         commands: CommandRunner,
-        request: Request[Any, Any, Any],
         product_id: ProductId,
         variant_id: VariantId,
         expected_version: ExpectedVersion,
@@ -355,7 +349,6 @@ class ProductController(Controller):
             ChangeVariantPrice,
             product_id,
             expected_version,
-            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             variant_id=variant_id,
             **fields(data),
         )
@@ -371,7 +364,6 @@ class ProductController(Controller):
     async def set_tier_price(
         self,
         commands: CommandRunner,
-        request: Request[Any, Any, Any],
         product_id: ProductId,
         variant_id: VariantId,
         expected_version: ExpectedVersion,
@@ -383,7 +375,6 @@ class ProductController(Controller):
             SetTierPrice,
             product_id,
             expected_version,
-            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             variant_id=variant_id,
             **fields(data),
         )
@@ -399,7 +390,6 @@ class ProductController(Controller):
     async def add_image(
         self,
         commands: CommandRunner,
-        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
         data: JSONBody[NewImage],
@@ -410,7 +400,7 @@ class ProductController(Controller):
             product_id=pid,
             image_id=str(uuid.uuid4()),
             expected_version=expected_version,
-            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
+            acting_seller_id=principal_of(commands.request).acting_as(Role.SELLER),
             **fields(data),
         )
         outcome = await commands.run(command)
@@ -429,7 +419,6 @@ class ProductController(Controller):
     async def remove_image(
         self,
         commands: CommandRunner,
-        request: Request[Any, Any, Any],
         product_id: ProductId,
         image_id: ImageId,
         expected_version: ExpectedVersion,
@@ -440,7 +429,6 @@ class ProductController(Controller):
             RemoveProductImage,
             product_id,
             expected_version,
-            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
             image_id=image_id,
         )
 
@@ -455,7 +443,6 @@ class ProductController(Controller):
     async def activate(
         self,
         commands: CommandRunner,
-        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
@@ -465,7 +452,6 @@ class ProductController(Controller):
             ActivateProduct,
             product_id,
             expected_version,
-            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
         )
 
     @put(
@@ -479,7 +465,6 @@ class ProductController(Controller):
     async def discontinue(
         self,
         commands: CommandRunner,
-        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
@@ -489,7 +474,6 @@ class ProductController(Controller):
             DiscontinueProduct,
             product_id,
             expected_version,
-            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
         )
 
     @put(
@@ -503,7 +487,6 @@ class ProductController(Controller):
     async def archive(
         self,
         commands: CommandRunner,
-        request: Request[Any, Any, Any],
         product_id: ProductId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
@@ -513,7 +496,6 @@ class ProductController(Controller):
             ArchiveProduct,
             product_id,
             expected_version,
-            acting_seller_id=principal_of(request).acting_as(Role.SELLER),
         )
 
     @get("/", operation_id="listProducts", responses=PROBLEMS, summary="Product cards")
