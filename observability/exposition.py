@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import glob
 import os
 import shutil
 import tempfile
@@ -14,12 +16,40 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import multiprocess, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
 from observability.metrics import db_pools
 
 SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
 RECORD_EVERY = 5.0  # seconds between a server process's writes of its pool gauges
+HEADER = 8  # bytes at the start of a metrics file saying how much of it is written
+
+
+class SharedFiles(multiprocess.MultiProcessCollector):
+    """prometheus_client's collector of the shared directory, minus a race it has
+    (prometheus/client_python#1199): a process creates its file and sizes it afterwards, so a scrape
+    in between found 0 bytes and failed whole. A file without its header holds nothing yet."""
+
+    def collect(self) -> Any:
+        files = [f for f in glob.glob(os.path.join(self._path, "*.db")) if _has_header(f)]
+        return self.merge(files, accumulate=True)
+
+
+def _has_header(file: str) -> bool:
+    try:
+        return os.path.getsize(file) >= HEADER
+    except FileNotFoundError:  # a dead process's live gauges, withdrawn since the glob
+        return False
+
+
+@functools.cache
+def registry() -> CollectorRegistry:
+    """What a scrape of this process shows: every server process's files, or this process alone."""
+    if not shared():
+        return REGISTRY
+    merged = CollectorRegistry()
+    SharedFiles(merged)  # type: ignore[no-untyped-call]
+    return merged
 
 
 def shared() -> bool:

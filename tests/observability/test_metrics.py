@@ -244,6 +244,24 @@ async def get_when_up(
         await asyncio.sleep(0.1)
 
 
+class TestSharedFiles:
+    def test_a_file_another_process_has_only_just_created_is_read_as_empty(self, tmp_path):
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+        from observability.exposition import SharedFiles
+
+        written = MmapedDict(str(tmp_path / "counter_101.db"))
+        written.write_value(
+            mmap_key("shopstream_commands", "shopstream_commands_total", [], [], "h"), 3.0, 0.0
+        )
+        written.close()
+        (tmp_path / "counter_102.db").touch()  # created, not yet sized: what a scrape can meet
+        merged = CollectorRegistry()
+        SharedFiles(merged, path=str(tmp_path))  # type: ignore[no-untyped-call]
+        assert total(parse(generate_latest(merged).decode()), "shopstream_commands") == 3
+
+
 @pytest.mark.slow
 class TestProcesses:
     async def test_a_worker_serves_its_own_metrics(self, create_database, redis_url, redis_prefix, tmp_path):
