@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -158,7 +159,8 @@ class PartitionWorker:
 
     async def _work(self, stopping: asyncio.Event) -> None:
         next_reclaim = time.monotonic() + self.config.reclaim_idle / 2
-        next_reconcile = time.monotonic() + self.config.reconcile_interval
+        # Only partition 0 reconciles; the others must not wake for a chore they never run.
+        next_reconcile = time.monotonic() + self.config.reconcile_interval if self.reconciler else math.inf
         await self._read_own_pending()
         while not stopping.is_set():
             now = time.monotonic()

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
 from bus import deadletters
+from bus.consumer import Consumer
 from bus.messages import encoder, envelope_decoder
 from bus.outbox import partition_of
 from bus.rebuild import rebuild
+from bus.supervisor import Supervisor
 from tests.messaging.counters.model import Increment, OpenCounter
 from tests.messaging.helpers import make_counters, running, totals, wait_until
 
@@ -258,3 +262,24 @@ async def test_rebuild_resets_the_projection_and_replays_it_to_the_same_state(me
     assert applied == sum(final.values())
     after = await pool.fetch("SELECT * FROM counters.totals ORDER BY counter_id")
     assert [dict(r) for r in after] == [dict(r) for r in before]
+
+
+async def test_idle_partitions_wait_on_their_stream_between_chores(messaging, monkeypatch):
+    """Only partition 0 reconciles: once a reconcile is due, the other partitions must keep blocking
+    on their stream (up to a second per read) instead of polling it."""
+    config = msgspec.structs.replace(messaging.config, reconcile_interval=0.05, reclaim_idle=60.0)
+    totals_consumer = messaging.consumer(CONSUMER)
+    consumer = Consumer(totals_consumer.inbox, totals_consumer.pool, messaging.redis, config)
+    reads: collections.Counter[str] = collections.Counter()
+    read = messaging.redis.xreadgroup
+
+    async def counted(group, name, streams, **options):  # type: ignore[no-untyped-def]
+        reads[name] += 1
+        return await read(group, name, streams, **options)
+
+    monkeypatch.setattr(messaging.redis, "xreadgroup", counted)
+    async with running(Supervisor({"consumer": consumer.run}, shutdown_grace=5)):
+        await asyncio.sleep(2.5)
+    others = {name: n for name, n in reads.items() if name != "p0"}
+    assert len(others) == config.partitions - 1
+    assert max(others.values()) <= 6, others  # pending check, then reads of up to 1 s each
