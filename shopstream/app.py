@@ -55,7 +55,7 @@ class Metrics(PrometheusController):
 
     @get(media_type=CONTENT_TYPE_LATEST, operation_id="getMetrics", summary="Prometheus metrics")
     async def get(self) -> Response[bytes]:  # documented as the content type it is served with
-        return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry()), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def create_app(

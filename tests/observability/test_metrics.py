@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
@@ -106,7 +106,9 @@ class TestExposition:
         settings = await context_settings("metrics")
         config = settings.bus_config()
         async with app_client(settings) as client:
-            before = parse((await client.get("/metrics")).text)
+            scraped = await client.get("/metrics")
+            assert scraped.headers["content-type"] == CONTENT_TYPE_LATEST  # as documented, charset once
+            before = parse(scraped.text)
             unique = uuid.uuid4().hex[:8]
             created = await client.post("/customers", json=register_body(unique))
             assert created.status_code == 201, created.text
