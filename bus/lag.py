@@ -44,6 +44,20 @@ async def lag_of(redis: Redis, stream: str, info: Mapping[str, Any]) -> int:
     reported = info.get("lag")
     if reported is not None:
         return int(reported)
+    return int(await redis.eval(_COUNT_AFTER, 1, stream, _last_delivered(info), COUNT_LIMIT))  # type: ignore[misc]
+
+
+async def behind(redis: Redis, stream: str, group: str) -> bool:
+    """Whether `stream` holds entries not yet delivered to `group` (without counting them)."""
+    info = await group_info(redis, stream, group)
+    if info is None:
+        return False
+    reported = info.get("lag")
+    if reported is not None:
+        return int(reported) > 0
+    return bool(await redis.xrange(stream, min=f"({_last_delivered(info)}", count=1))
+
+
+def _last_delivered(info: Mapping[str, Any]) -> str:
     last = info["last-delivered-id"]
-    last = last.decode() if isinstance(last, bytes) else str(last)
-    return int(await redis.eval(_COUNT_AFTER, 1, stream, last, COUNT_LIMIT))  # type: ignore[misc]
+    return last.decode() if isinstance(last, bytes) else str(last)

@@ -3,7 +3,9 @@
 It looks for events published more than a grace period ago that its consumer has not applied (and
 that no dead letter holds back), and XADDs them to their partition stream again; the inbox drops
 whatever turns out to be a duplicate. A mark per consumer bounds the scan: every event published
-before it is known to be applied.
+before it is known to be applied. A partition stream that still holds entries the group has not read
+is left alone: its consumer is merely behind (a backlog draining), and entries added again would
+only queue behind the originals as duplicates.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from redis.asyncio import Redis
 
 from bus.config import BusConfig
 from bus.inbox import Inbox
+from bus.lag import behind
 from bus.messages import encoder
 from bus.outbox import partition_of
 from observability import metrics
@@ -65,14 +68,23 @@ class Reconciler:
             if not rows:
                 await conn.execute(_SET_MARK, name, upto)
                 return 0
-        pipe = self.redis.pipeline(transaction=False)
         outbox = self.inbox.outbox
+        by_stream: dict[str, list[asyncpg.Record]] = {}
         for row in rows:
             stream = self.config.stream(
                 outbox.context, partition_of(row["aggregate_id"], self.config.partitions)
             )
-            pipe.xadd(stream, {"e": encoder.encode(outbox.envelope(row))})
-        await pipe.execute()
-        self._redelivered.inc(len(rows))
-        log.info("%s: delivered %d unapplied event(s) again", name, len(rows))
-        return len(rows)
+            by_stream.setdefault(stream, []).append(row)
+        pipe = self.redis.pipeline(transaction=False)
+        delivered = 0
+        for stream, unapplied in by_stream.items():
+            if await behind(self.redis, stream, name):
+                continue
+            for row in unapplied:
+                pipe.xadd(stream, {"e": encoder.encode(outbox.envelope(row))})
+            delivered += len(unapplied)
+        if delivered:
+            await pipe.execute()
+            self._redelivered.inc(delivered)
+            log.info("%s: delivered %d unapplied event(s) again", name, delivered)
+        return delivered

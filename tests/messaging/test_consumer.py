@@ -19,6 +19,7 @@ from bus.consumer import Consumer
 from bus.messages import encoder, envelope_decoder
 from bus.outbox import partition_of
 from bus.rebuild import rebuild
+from bus.reconciler import Reconciler
 from bus.supervisor import Supervisor
 from tests.messaging.counters.model import Increment, OpenCounter
 from tests.messaging.helpers import make_counters, running, totals, wait_until
@@ -245,6 +246,31 @@ async def test_reconciler_redelivers_a_lost_first_event_within_its_grace_period(
         # Published `grace` ago at the latest, plus one reconcile interval, plus generous slack.
         await wait_until(_versions_are(pool, {counter_id: [1]}), timeout=grace + 5)
     assert (await totals(pool))[counter_id] == (0, [1])
+
+
+async def test_reconciler_leaves_a_stream_its_consumer_has_not_read_yet(messaging):
+    """A consumer merely behind (its events old enough to reconcile, still waiting in the stream) gets
+    no copies; once those entries are gone unread, it gets them again."""
+    pool = messaging.pool_of("counters")
+    final = await make_counters(messaging.bus, count=6, increments=1)
+    assert await messaging.relay("counters").relay_once() == 12
+    await pool.execute("UPDATE counters.outbox SET published_at = now() - interval '1 hour'")
+    consumer = messaging.consumer(CONSUMER)
+    await consumer.ensure_groups()
+    streams = [consumer.stream(p) for p in range(messaging.config.partitions)]
+    lengths = [await messaging.redis.xlen(s) for s in streams]
+    reconciler = Reconciler(consumer.inbox, pool, messaging.redis, messaging.config)
+
+    assert await reconciler.run_once() == 0
+    assert [await messaging.redis.xlen(s) for s in streams] == lengths
+
+    for stream in streams:  # Redis loses them unread
+        ids = [entry_id for entry_id, _ in await messaging.redis.xrange(stream)]
+        if ids:
+            await messaging.redis.xdel(stream, *ids)
+    assert await reconciler.run_once() == len(final)  # each counter's first event; the inbox heals on
+    async with _consuming(messaging):
+        await wait_until(_versions_are(pool, {c: [1, 2] for c in final}))
 
 
 async def test_rebuild_resets_the_projection_and_replays_it_to_the_same_state(messaging):

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from bus.lag import group_info, lag_of
+from bus.lag import behind, group_info, lag_of
 from bus.maintenance import Maintenance
 from shopstream import __version__
 from shopstream.bootstrap import PRODUCT_MODULES
@@ -212,6 +212,24 @@ class TestConsumerLag:
         )
         assert idle is not None and idle >= 0
         await any_redis.delete(stream, absent)
+
+    async def test_a_group_is_behind_while_its_stream_holds_entries_it_has_not_read(
+        self, any_redis, redis_prefix
+    ):
+        stream, group = f"{redis_prefix}-behind-{uuid.uuid4().hex[:6]}", "lagging"
+        assert not await behind(any_redis, stream, group)  # no stream yet
+        for _ in range(3):
+            await any_redis.xadd(stream, {"e": b"{}"})
+        await any_redis.xgroup_create(stream, group, id="0")
+        assert await behind(any_redis, stream, group)
+        await any_redis.xreadgroup(group, "p0", {stream: ">"}, count=2)
+        assert await behind(any_redis, stream, group)
+        await any_redis.xreadgroup(group, "p0", {stream: ">"}, count=2)
+        assert not await behind(any_redis, stream, group)
+        unread = await any_redis.xadd(stream, {"e": b"{}"})
+        await any_redis.xdel(stream, unread)  # lost unread: Redis 7 can no longer report the lag
+        assert not await behind(any_redis, stream, group)
+        await any_redis.delete(stream)
 
 
 @asynccontextmanager
