@@ -91,26 +91,28 @@ rebuild_events = Counter(
     "Events a projection rebuild replayed from the event log into its shadow tables.",
     ["projection"],
 )
-rebuild_in_progress = Gauge(
-    "shopstream_rebuild_in_progress", "1 while this process rebuilds the projection.", ["projection"],
-    multiprocess_mode="livemax",
-)  # fmt: skip
-rebuild_done = Gauge(
-    "shopstream_rebuild_done_events", "Events of the log a rebuild has replayed so far.", ["projection"],
-    multiprocess_mode="livemax",
-)  # fmt: skip
-rebuild_target = Gauge(
-    "shopstream_rebuild_target_events", "Events in the log a rebuild replays, as last counted.", ["projection"],
-    multiprocess_mode="livemax",
-)  # fmt: skip
-rebuild_rate = Gauge(
-    "shopstream_rebuild_rate_events_per_second", "A rebuild's replay rate in its current run.", ["projection"],
-    multiprocess_mode="livemax",
-)  # fmt: skip
-rebuild_remaining = Gauge(
-    "shopstream_rebuild_remaining_seconds", "A rebuild's estimated time left at its current rate.", ["projection"],
-    multiprocess_mode="livemax",
-)  # fmt: skip
+
+
+def _rebuild_gauge(name: str, doc: str) -> Gauge:
+    """A gauge of one projection's rebuild, shown by the process running it while it lives."""
+    return Gauge(name, doc, ["projection"], multiprocess_mode="livemax")
+
+
+rebuild_in_progress = _rebuild_gauge(
+    "shopstream_rebuild_in_progress", "1 while this process rebuilds the projection."
+)
+rebuild_done = _rebuild_gauge(
+    "shopstream_rebuild_done_events", "Events of the log a rebuild has replayed so far."
+)
+rebuild_target = _rebuild_gauge(
+    "shopstream_rebuild_target_events", "Events in the log a rebuild replays, as last counted."
+)
+rebuild_rate = _rebuild_gauge(
+    "shopstream_rebuild_rate_events_per_second", "A rebuild's replay rate in its current run."
+)
+rebuild_remaining = _rebuild_gauge(
+    "shopstream_rebuild_remaining_seconds", "A rebuild's estimated time left at its current rate."
+)
 
 
 class RebuildGauges:
