@@ -215,17 +215,18 @@ async def test_a_rebuild_replays_the_event_log_in_the_current_version(messaging,
     assert await _seen(pool, counter_id) == _current_shape(counter_id)
 
 
+async def _parked_are(pool, counter_id: str, count: int) -> bool:  # type: ignore[no-untyped-def]
+    """`count` of the counter's events wait parked behind its dead letter."""
+    parked = "SELECT count(*) FROM bus.parked WHERE aggregate_id = $1"
+    return await pool.fetchval(parked, counter_id) == count  # type: ignore[no-any-return]
+
+
 async def test_a_replayed_dead_letter_and_its_parked_events_arrive_in_the_current_version(messaging, inbox):
     pool, counter_id = messaging.pool_of("counters"), await _stored_v1(messaging)
     await pool.execute("INSERT INTO counters.poison (counter_id) VALUES ($1)", counter_id)
     assert await messaging.relay("counters").relay_once() == 3
     async with _consuming(messaging, inbox):
-
-        async def dead_lettered_and_parked() -> bool:
-            parked = "SELECT count(*) FROM bus.parked WHERE aggregate_id = $1"
-            return await pool.fetchval(parked, counter_id) == 2
-
-        await wait_until(dead_lettered_and_parked)
+        await wait_until(lambda: _parked_are(pool, counter_id, 2))
     await pool.execute("DELETE FROM counters.poison")
     [letter] = await deadletters.listing(pool, Seen.name)
     outcome = await deadletters.replay(pool, {Seen.name: inbox}, letter.id)
@@ -241,12 +242,7 @@ async def test_an_event_from_a_newer_release_waits_as_a_dead_letter(messaging, i
     )
     assert await messaging.relay("counters").relay_once() == 3
     async with _consuming(messaging, inbox):
-
-        async def dead_lettered_and_parked() -> bool:
-            parked = "SELECT count(*) FROM bus.parked WHERE aggregate_id = $1"
-            return await pool.fetchval(parked, counter_id) == 1
-
-        await wait_until(dead_lettered_and_parked)
+        await wait_until(lambda: _parked_are(pool, counter_id, 1))
     [letter] = await deadletters.listing(pool, Seen.name)
     assert (letter.aggregate_version, letter.error) == (
         2,
