@@ -61,7 +61,7 @@ class Consumer:
     ) -> None:
         self.inbox = inbox
         self.name = inbox.name
-        self.context = inbox.projection.context
+        self.context = inbox.outbox.context  # whose streams it reads
         self.pool = pool
         self.redis = redis
         self.config = config

@@ -27,16 +27,14 @@ from observability import metrics
 
 class Projection(Protocol):
     """A read model kept by a consumer: its name is the consumer group's. It may declare `version`
-    (default 1), the version of what its tables hold; a change makes the next start rebuild it.
+    (default 1), the version of what its tables hold; a change makes the next start rebuild it, and
+    `source`, the context whose events it reads (default: the context it belongs to).
 
     It may also offer `apply_batch(conn, items)`, writing many `(envelope, event)` items at once, at
     most one per aggregate and in no particular order (see `bus.batch.BatchedWrites`)."""
 
     @property
     def name(self) -> str: ...
-
-    @property
-    def context(self) -> str: ...
 
     @property
     def tables(self) -> Sequence[str]: ...

@@ -1,4 +1,8 @@
-"""What a bounded context hands to the composition root: handlers, projections, routes, migrations."""
+"""What a bounded context hands to the composition root: handlers, projections, routes, migrations.
+
+A context's name is everything's name: its folder, its database schema, the prefix of its message tags,
+projections and tables, its event log (`<name>.outbox`), its streams and its `<NAME>_DATABASE_URL`.
+"""
 
 from __future__ import annotations
 
@@ -20,3 +24,10 @@ class ContextModule:
     handlers: Mapping[type[Command], Handler] = field(default_factory=dict)
     projections: Sequence[Projection] = ()
     route_handlers: Sequence[Any] = ()
+    description: str = ""  # one line for the API's documentation
+    package: str = ""  # where its code lives; set when the list of contexts loads it
+
+    def source_of(self, projection: Projection) -> str:
+        """The context whose events a projection reads: its `source` if it names one, else this one.
+        Its tables live in this context's schema whichever stream it reads."""
+        return getattr(projection, "source", None) or self.name

@@ -76,7 +76,6 @@ class ShadowProjection:
     def __init__(self, live: Projection) -> None:
         self.live = live
         self.name = tracking_name(live.name)
-        self.context = live.context
         self.tables = tuple(shadow_of(t) for t in live.tables)
         self._rewrite = _Rewriter(live.tables)
         if hasattr(live, "apply_batch"):

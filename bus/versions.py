@@ -86,7 +86,7 @@ async def status(pool: asyncpg.Pool, inbox: Inbox) -> ProjectionStatus:
         rebuild = await conn.fetchrow(_REBUILD, inbox.name)
         return ProjectionStatus(
             name=inbox.name,
-            context=inbox.projection.context,
+            context=inbox.outbox.context,
             version=version_of(inbox.projection),
             live_version=await stored_version(conn, inbox.name),
             applied=applied,

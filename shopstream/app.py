@@ -29,7 +29,7 @@ from observability.logging import configure_logging
 from observability.tracing import configure_tracing, flush_tracing
 from shopstream import __version__
 from shopstream.auth import Authentication, Authenticator
-from shopstream.bootstrap import PRODUCT_MODULES, Messaging
+from shopstream.bootstrap import Messaging, modules_of
 from shopstream.edge import MAX_BODY_BYTES, Edge
 from shopstream.embedded import with_embedded_defaults
 from shopstream.health import Drain, health, ready
@@ -61,13 +61,14 @@ class Metrics(PrometheusController):
 def create_app(
     settings: Settings | None = None,
     *,
-    modules: Sequence[ContextModule] = PRODUCT_MODULES,
+    modules: Sequence[ContextModule] | None = None,
     run_workers: bool = False,
     route_handlers: Sequence[Any] = (),
 ) -> Litestar:
     """Build the API. Pools and clients open in the lifespan, inside the server's event loop;
     with `run_workers` the relays and consumers run in the same process (`shopstream serve`)."""
     settings = settings or Settings.from_env()
+    modules = modules or modules_of(settings)
     configure_logging(settings.log_level, settings.log_format)  # each server process, workers too
     configure_tracing(settings.traces_exporter, settings.otlp_traces_protocol or settings.otlp_protocol)
     drain = Drain()
@@ -120,13 +121,15 @@ def create_app(
         openapi_config=OpenAPIConfig(
             title="ShopStream",
             version=__version__,
-            description="Customer identity and product catalogue of an online shop."
-            " No text field may hold U+0000 (422).",
+            description=" ".join(f"{m.name}: {m.description}" for m in modules if m.description)
+            + " No text field may hold U+0000 (422).",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(security_schemes=SECURITY_SCHEMES),  # type: ignore[arg-type]
         ),
     )
-    complete_document(app.openapi_schema)  # built once here; /schema serves this document
+    complete_document(
+        app.openapi_schema, [m.name for m in modules]
+    )  # built once here; /schema serves this document
     app.asgi_handler = Edge(app.asgi_handler)
     return app

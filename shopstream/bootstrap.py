@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from bus.bus import Bus, Route
 from bus.config import BusConfig
+from bus.conformance import NonConformingContext, check_tables
 from bus.consumer import Consumer
 from bus.inbox import Inbox
 from bus.maintenance import Maintenance
@@ -21,21 +22,44 @@ from bus.module import ContextModule
 from bus.outbox import Outbox, Relay
 from bus.supervisor import Supervisor, Task
 from bus.versions import VersionKeeper
-from contexts import catalogue, identity
 from observability import metrics
-from shopstream.migrate import Component
+from shopstream.contexts import CONTEXTS, load
+from shopstream.migrate import Component, migrate_all
 from shopstream.settings import Settings
 
 BUS = Component("bus", files("bus") / "migrations")
-PRODUCT_MODULES: tuple[ContextModule, ...] = (identity.module, catalogue.module)
+
+
+def product_modules() -> tuple[ContextModule, ...]:
+    """The product's own contexts, loaded and checked."""
+    return load(CONTEXTS)
+
+
+def modules_of(settings: Settings) -> tuple[ContextModule, ...]:
+    """The contexts the settings name, loaded and checked."""
+    return load(settings.contexts)
+
+
+async def prepare(settings: Settings, modules: Sequence[ContextModule] | None = None) -> list[str]:
+    """Apply pending migrations, then check each context's tables are as its code needs them."""
+    modules = modules or modules_of(settings)
+    applied = await migrate_all(migration_plan(settings, modules))
+    for module in modules:
+        url = settings.database_url_for(module.name)
+        conn = await asyncpg.connect(url)
+        try:
+            await check_tables(conn, module)
+        finally:
+            await conn.close()
+    return applied
 
 
 def migration_plan(
-    settings: Settings, modules: Sequence[ContextModule] = PRODUCT_MODULES
+    settings: Settings, modules: Sequence[ContextModule] | None = None
 ) -> dict[str, list[Component]]:
     """Components per database URL: the bus's tables in every database, each context in its own."""
     plan: dict[str, list[Component]] = {}
-    for module in modules:
+    for module in modules or modules_of(settings):
         url = settings.database_url_for(module.name)
         if url is None:
             raise ValueError(f"no database configured for context {module.name!r}")
@@ -93,7 +117,11 @@ class Resources:
 
 
 class Messaging:
-    """The bus, outboxes and inboxes of one process; `supervisor()` builds its background work."""
+    """The bus, outboxes and inboxes of one process; `supervisor()` builds its background work.
+
+    A projection's consumer writes in the database of the context it belongs to (its `owners` entry) and
+    reads the stream and event log of the context whose events it keeps (its inbox's outbox): the same
+    context, or another one sharing that database."""
 
     def __init__(self, resources: Resources, modules: Sequence[ContextModule], config: BusConfig) -> None:
         self.resources = resources
@@ -105,12 +133,18 @@ class Messaging:
             for command_type, handler in module.handlers.items():
                 route = Route(module.name, handler, resources.pools[module.name], self.outboxes[module.name])
                 self.bus.register(command_type, route)
-        self.inboxes = {
-            p.name: Inbox(p, self.outboxes[p.context], registry) for m in modules for p in m.projections
-        }
+        self.inboxes: dict[str, Inbox] = {}
+        self.owners: dict[str, str] = {}  # projection → the context whose database holds it
+        for module in modules:
+            for projection in module.projections:
+                source = module.source_of(projection)
+                _check_source(module.name, projection.name, source, resources.pools)
+                self.inboxes[projection.name] = Inbox(projection, self.outboxes[source], registry)
+                self.owners[projection.name] = module.name
 
     @classmethod
-    async def open(cls, settings: Settings, modules: Sequence[ContextModule] = PRODUCT_MODULES) -> Messaging:
+    async def open(cls, settings: Settings, modules: Sequence[ContextModule] | None = None) -> Messaging:
+        modules = modules or modules_of(settings)
         resources = Resources(settings)
         await resources.open(m.name for m in modules)
         return cls(resources, modules, settings.bus_config())
@@ -130,8 +164,12 @@ class Messaging:
         return Relay(self.outboxes[context], self.pool_of(context), self.redis, self.config)
 
     def consumer(self, name: str) -> Consumer:
-        inbox = self.inboxes[name]
-        return Consumer(inbox, self.pool_of(inbox.projection.context), self.redis, self.config)
+        return Consumer(self.inboxes[name], self.pool_of(self.owners[name]), self.redis, self.config)
+
+    def inboxes_of(self, contexts: Iterable[str]) -> dict[str, Inbox]:
+        """The inboxes of the projections the given contexts keep."""
+        chosen = set(contexts)
+        return {name: inbox for name, inbox in self.inboxes.items() if self.owners[name] in chosen}
 
     def supervisor(self, contexts: Iterable[str] | None = None) -> Supervisor:
         """Relays and consumers of the given contexts (default: all)."""
@@ -140,11 +178,10 @@ class Messaging:
         for context in sorted(chosen):
             listen_dsn = self.resources.settings.database_url_for(context)
             tasks[f"relay:{context}"] = partial(_run_relay, self.relay(context), listen_dsn)
-        for name, inbox in self.inboxes.items():
-            if inbox.projection.context in chosen:
-                tasks[f"consumer:{name}"] = self.consumer(name).run
+        for name in self.inboxes_of(chosen):
+            tasks[f"consumer:{name}"] = self.consumer(name).run
         for context in sorted(chosen):
-            kept = [inbox for inbox in self.inboxes.values() if inbox.projection.context == context]
+            kept = list(self.inboxes_of([context]).values())
             if kept:  # rebuilds, in the background, each projection whose code changed its version
                 tasks[f"versions:{context}"] = VersionKeeper(self.pool_of(context), kept).run
         by_pool: dict[int, tuple[asyncpg.Pool, list[Outbox]]] = {}
@@ -152,15 +189,26 @@ class Messaging:
             pool = self.pool_of(context)
             by_pool.setdefault(id(pool), (pool, []))[1].append(self.outboxes[context])
         groups = [
-            (self.config.stream(inbox.projection.context, partition), name)
-            for name, inbox in self.inboxes.items()
-            if inbox.projection.context in chosen
+            (self.config.stream(inbox.outbox.context, partition), name)
+            for name, inbox in self.inboxes_of(chosen).items()
             for partition in range(self.config.partitions)
         ]
         for index, (pool, outboxes) in enumerate(by_pool.values()):
             redis, measured = (self.redis, groups) if index == 0 else (None, ())
             tasks[f"maintenance:{index}"] = Maintenance(pool, outboxes, redis=redis, groups=measured).run
         return Supervisor(tasks, self.config.shutdown_grace)
+
+
+def _check_source(context: str, projection: str, source: str, pools: dict[str, asyncpg.Pool]) -> None:
+    """A projection of another context's events heals gaps, reconciles and rebuilds from that context's
+    event log inside its own transactions: the two contexts must share a database."""
+    where = f"context {context}: projection {projection} reads {source}'s events"
+    if source not in pools:
+        raise NonConformingContext(f"{where}, but {source} is not among the contexts served")
+    if pools[source] is not pools[context]:
+        raise NonConformingContext(
+            f"{where}, so {context.upper()}_DATABASE_URL and {source.upper()}_DATABASE_URL must name one database"
+        )
 
 
 async def _run_relay(relay: Relay, listen_dsn: str | None, stopping) -> None:  # type: ignore[no-untyped-def]

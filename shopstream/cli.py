@@ -14,11 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from bus.conformance import NonConformingContext
 from observability.spans import background
 from shopstream import __version__, eventloop
-from shopstream.bootstrap import PRODUCT_MODULES, Messaging, migration_plan
+from shopstream.bootstrap import Messaging, prepare
 from shopstream.embedded import EmbeddedServers, with_embedded_defaults
-from shopstream.migrate import MigrationError, migrate_all
+from shopstream.migrate import MigrationError
 from shopstream.processes import SupervisorProcess, run_server_processes
 from shopstream.settings import ConfigurationError, Settings
 
@@ -45,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     api = commands.add_parser("api", help="the HTTP API only")
     api.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     worker = commands.add_parser("worker", help="relays and consumers only; run as many as you like")
-    worker.add_argument("--context", choices=[m.name for m in PRODUCT_MODULES], help="only this context")
+    worker.add_argument(
+        "--context", help="only this context (one of SHOPSTREAM_CONTEXTS; default: every one)"
+    )
     worker.add_argument(
         "--metrics-port", type=int, default=9100, help="serve /metrics on this port (0: off; default 9100)"
     )
@@ -97,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
             return 0
+        if args.command == "worker" and args.context not in (None, *settings.context_names):
+            raise ConfigurationError(f"--context must be one of {', '.join(settings.context_names)}")
         if args.command in ("serve", "api"):
             from shopstream.auth import check_listener
 
@@ -116,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return status(settings, as_json=args.json)
         with background():  # start-up housekeeping, not a request: no traces of its statements
-            applied = eventloop.run(migrate_all(migration_plan(settings)))
+            applied = eventloop.run(prepare(settings))
         if args.command == "migrate":
             print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {name}" for name in applied))
             return 0
@@ -128,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             eventloop.run(_worker(settings, args.context, args.metrics_port))
             return 0
         return eventloop.run(_with_messaging(settings, _OPERATIONS[(args.command, args.action)], args))
-    except (ConfigurationError, MigrationError, OSError) as exc:
+    except (ConfigurationError, MigrationError, NonConformingContext, OSError) as exc:
         print(f"shopstream: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -239,7 +244,7 @@ async def _rebuild(messaging: Messaging, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # stop after the batch in hand; a later run resumes
         loop.add_signal_handler(sig, stopping.set)
-    pool = messaging.pool_of(inbox.projection.context)
+    pool = messaging.pool_of(messaging.owners[args.name])
     try:
         done = await Rebuild(pool, inbox, on_progress=ProgressLine(sys.stderr), stopping=stopping).run()
     except RebuildBusy as exc:
@@ -255,7 +260,7 @@ async def _rebuild(messaging: Messaging, args: argparse.Namespace) -> int:
 async def _projections_status(messaging: Messaging, args: argparse.Namespace) -> int:
     from bus.versions import status
 
-    found = [await status(messaging.pool_of(i.projection.context), i) for i in messaging.inboxes.values()]
+    found = [await status(messaging.pool_of(messaging.owners[n]), i) for n, i in messaging.inboxes.items()]
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(found), indent=2).decode())
         return 0

@@ -115,8 +115,8 @@ def _redis_answers(sock: Path) -> bool:
 
 def with_embedded_defaults(settings: Settings) -> tuple[Settings, EmbeddedServers | None]:
     """Fill the missing URLs with embedded servers; return the settings in force and the servers."""
-    needs_postgres = settings.database_url is None and not (
-        settings.identity_database_url and settings.catalogue_database_url
+    needs_postgres = settings.database_url is None and not all(
+        name in settings.context_database_urls for name in settings.context_names
     )
     if not needs_postgres and settings.redis_url is not None:
         return settings, None

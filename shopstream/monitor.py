@@ -71,9 +71,7 @@ class Monitor:
                 config.stream(context, partition),
                 context,
                 partition,
-                tuple(
-                    name for name, inbox in messaging.inboxes.items() if inbox.projection.context == context
-                ),
+                tuple(name for name, inbox in messaging.inboxes.items() if inbox.outbox.context == context),
             )
             for context in messaging.modules
             for partition in range(config.partitions)

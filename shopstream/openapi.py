@@ -1,10 +1,11 @@
 """What the OpenAPI document says beyond what Litestar derives from the routes: the headers every
-answer carries (ETag, Location, Retry-After) and the links from each creating route to the routes
+answer carries (ETag, Location, Retry-After), the contexts a `context` parameter names, and the links from each creating route to the routes
 that take the id it returns. Run once on the built document (`create_app`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from litestar.openapi.spec import (
@@ -14,6 +15,7 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     Reference,
     Schema,
 )
@@ -38,8 +40,12 @@ _WWW_AUTHENTICATE = OpenAPIHeader(
 )
 
 
-def complete_document(document: OpenAPI) -> None:
+def complete_document(document: OpenAPI, contexts: Sequence[str]) -> None:
     operations = list(_operations(document))
+    for _, _, operation in operations:  # a `context` parameter takes the name of a context served
+        for parameter in operation.parameters or ():
+            if isinstance(parameter, Parameter) and parameter.name == "context" and parameter.schema:
+                parameter.schema.enum = list(contexts)  # type: ignore[union-attr]
     for _, _, operation in operations:
         for status, response in (operation.responses or {}).items():
             if isinstance(response, OpenAPIResponse):

@@ -147,8 +147,8 @@ DeadLetterId = Annotated[int, PathParameter(description="The dead letter's id (s
 Context = Annotated[
     str | None,
     QueryParameter(
-        description="The dead letter's context; needed only when contexts have databases of their own",
-        schema_extra={"enum": ["identity", "catalogue"]},
+        description="The dead letter's context (one of the contexts served); needed only when contexts"
+        " have databases of their own",
     ),
 ]
 

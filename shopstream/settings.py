@@ -10,8 +10,10 @@ import msgspec
 
 from bus.config import BusConfig
 from bus.errors import split_msgspec_path
+from shopstream.contexts import CONTEXTS, context_name
 
 PostgresUrl = Annotated[str, msgspec.Meta(pattern=r"^postgres(ql)?://\S+$")]
+ModulePath = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]
 RedisUrl = Annotated[str, msgspec.Meta(pattern=r"^(rediss?|unix)://\S+$")]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -30,8 +32,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting of a ShopStream process; field names are the environment variables."""
 
     database_url: PostgresUrl | None = msgspec.field(default=None, name="DATABASE_URL")
-    identity_database_url: PostgresUrl | None = msgspec.field(default=None, name="IDENTITY_DATABASE_URL")
-    catalogue_database_url: PostgresUrl | None = msgspec.field(default=None, name="CATALOGUE_DATABASE_URL")
+    # The contexts this process serves (module paths), and the database of each that has one of its own:
+    # `<NAME>_DATABASE_URL`, read for every context in the list.
+    contexts: tuple[ModulePath, ...] = msgspec.field(default=CONTEXTS, name="SHOPSTREAM_CONTEXTS")
+    context_database_urls: dict[str, str] = msgspec.field(default_factory=dict, name="-")
     redis_url: RedisUrl | None = msgspec.field(default=None, name="REDIS_URL")
     redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = msgspec.field(
         default="shopstream", name="SHOPSTREAM_REDIS_PREFIX"
@@ -101,18 +105,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings; an empty variable counts as unset."""
         environ = os.environ if environ is None else environ
-        names = {f.encode_name for f in msgspec.structs.fields(cls)}
-        raw: dict[str, str] = {}
+        names = {f.encode_name for f in msgspec.structs.fields(cls)} - {"-"}
+        raw: dict[str, object] = {}
         for name in names:
             value = environ.get(name, "").strip()
             if value:
                 raw[name] = (
                     value.upper() if name == "LOG_LEVEL" else value.lower() if name in _LOWERED else value
                 )
+        if "SHOPSTREAM_CONTEXTS" in raw:
+            raw["SHOPSTREAM_CONTEXTS"] = [p.strip() for p in str(raw["SHOPSTREAM_CONTEXTS"]).split(",")]
         try:
-            return msgspec.convert(raw, cls, strict=False)
+            settings = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise ConfigurationError(_describe(exc, raw)) from None
+        for path in settings.contexts:
+            name = context_name(path)
+            variable = f"{name.upper()}_DATABASE_URL"
+            if url := environ.get(variable, "").strip():
+                try:
+                    settings.context_database_urls[name] = msgspec.convert(url, PostgresUrl)
+                except msgspec.ValidationError as exc:
+                    raise ConfigurationError(_describe(exc, {variable: url}, variable)) from None
+        return settings
 
     def __repr__(self) -> str:
         """The fields, with secrets masked: a logged Settings must not leak the admin token or JWT secret."""
@@ -140,17 +155,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def database_url_for(self, context: str) -> str | None:
         """The database a context lives in: its own URL when given, else the shared one."""
-        own = {"identity": self.identity_database_url, "catalogue": self.catalogue_database_url}.get(context)
-        return own or self.database_url
+        return self.context_database_urls.get(context) or self.database_url
+
+    @property
+    def context_names(self) -> tuple[str, ...]:
+        return tuple(context_name(path) for path in self.contexts)
 
 
 _SECRETS = frozenset({"SHOPSTREAM_ADMIN_TOKEN", "SHOPSTREAM_JWT_SECRET"})
 _LOWERED = frozenset({"LOG_FORMAT", "SHOPSTREAM_AUTH"})
 
 
-def _describe(exc: msgspec.ValidationError, raw: Mapping[str, str]) -> str:
+def _describe(exc: msgspec.ValidationError, raw: Mapping[str, object], name: str | None = None) -> str:
     message, path = split_msgspec_path(str(exc))
-    name = path or "?"
+    name = name or (path or "?").split("[")[0]
     shown = raw.get(name, "")
     if "url" in name.lower() or name in _SECRETS:
         shown = "<hidden>"  # URLs may carry passwords

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from bus.module import ContextModule
 from shopstream import eventloop
-from shopstream.bootstrap import PRODUCT_MODULES, Messaging
+from shopstream.bootstrap import Messaging
 from shopstream.monitor import Monitor, Overview
 from shopstream.settings import Settings
 
@@ -37,7 +37,7 @@ def status(settings: Settings, as_json: bool = False) -> int:
 async def report(
     settings: Settings,
     as_json: bool = False,
-    modules: Sequence[ContextModule] = PRODUCT_MODULES,
+    modules: Sequence[ContextModule] | None = None,
     out: TextIO | None = None,
 ) -> int:
     out = out or sys.stdout
@@ -53,7 +53,7 @@ async def report(
     return 0
 
 
-async def gather(settings: Settings, modules: Sequence[ContextModule] = PRODUCT_MODULES) -> Overview:
+async def gather(settings: Settings, modules: Sequence[ContextModule] | None = None) -> Overview:
     try:
         messaging = await asyncio.wait_for(Messaging.open(settings, modules), CONNECT_TIMEOUT)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

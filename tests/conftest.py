@@ -26,9 +26,8 @@ from redis import Redis
 
 from bus.module import ContextModule
 from observability import tracing
-from shopstream.bootstrap import PRODUCT_MODULES, migration_plan
+from shopstream.bootstrap import prepare
 from shopstream.embedded import EmbeddedServers
-from shopstream.migrate import migrate_all
 from shopstream.settings import Settings
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -121,7 +120,7 @@ def settings(
         redis_prefix=redis_prefix,
         data_dir=str(tmp_path_factory.mktemp("data")),
     )
-    asyncio.run(migrate_all(migration_plan(resolved)))
+    asyncio.run(prepare(resolved))
     return resolved
 
 
@@ -132,9 +131,7 @@ def context_settings(
     """A factory: settings of a fresh database migrated for the given contexts (default: every product
     context) and a Redis key prefix of their own; `overrides` set any other setting."""
 
-    async def make(
-        label: str, modules: Sequence[ContextModule] = PRODUCT_MODULES, **overrides: Any
-    ) -> Settings:
+    async def make(label: str, modules: Sequence[ContextModule] | None = None, **overrides: Any) -> Settings:
         made = Settings(
             database_url=create_database(label),
             redis_url=redis_url,
@@ -142,7 +139,7 @@ def context_settings(
             data_dir=str(tmp_path_factory.mktemp(label)),
             **overrides,
         )
-        await migrate_all(migration_plan(made, modules))
+        await prepare(made, modules)
         return made
 
     return make

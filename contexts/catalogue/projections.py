@@ -2,8 +2,7 @@
 category tree.
 
 Every read model has one root row per aggregate that carries the `version` and `updated_at` of the last
-event it reflects; `_Projection.apply` stamps that row after every event of the aggregate it serves, so
-no event can forget to, and a read's version (and ETag) is always the aggregate's version.
+event it reflects, stamped by `ReadModel` after every event of the aggregate it serves.
 
 Events of different aggregates arrive in any order, so no read model stores a value that one aggregate's
 event would have to write into another aggregate's row. A product card's price range, variant count and
@@ -18,12 +17,12 @@ its creation until it is archived.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import asyncpg
 
-from bus.batch import BatchedWrites
 from bus.messages import Envelope, encoder
+from bus.readmodel import ReadModel
 from contexts.catalogue import events as e
 from contexts.catalogue.values import Currency
 
@@ -42,40 +41,13 @@ _STATUS_AFTER: dict[type, str] = {
 }
 
 
-class _Projection(BatchedWrites):
-    """Projects an event, then stamps the root row of the aggregate it serves with its version and time.
-    It only writes, so a consumer's batch is sent as one pipelined round trip per statement."""
-
-    context = "catalogue"
-    name: ClassVar[str]
-    tables: ClassVar[tuple[str, ...]]  # the first is the root: one row per aggregate, keyed by `key`
-    key: ClassVar[str]
-    serves: ClassVar[tuple[type, ...]]
-    derived: ClassVar[str] = ""  # more assignments for the stamp, recomputed from the projection's rows
-
-    def __init__(self) -> None:
-        self._stamp = (
-            f"UPDATE {self.tables[0]} SET version = $2, updated_at = $3{self.derived} WHERE {self.key} = $1"
-        )
-
-    async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
-        await self.project(conn, envelope, event)
-        if isinstance(event, self.serves):
-            await conn.execute(
-                self._stamp, envelope.aggregate_id, envelope.aggregate_version, envelope.occurred_at
-            )
-
-    async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
-        raise NotImplementedError
-
-
 _VARIANT_COLUMNS = (
     "variant_sku, attributes, base_price, currency, weight_value, weight_unit, length, width, height,"
     " dimension_unit, is_active"
 )
 
 
-class ProductDetails(_Projection):
+class ProductDetails(ReadModel):
     name = "catalogue.product_detail"
     tables = (
         "catalogue.product_details",
@@ -84,7 +56,7 @@ class ProductDetails(_Projection):
         "catalogue.product_detail_images",
     )
     key = "product_id"
-    serves = PRODUCT_EVENTS
+    stamps = PRODUCT_EVENTS
 
     async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
@@ -161,11 +133,11 @@ class ProductDetails(_Projection):
                 )  # fmt: skip
 
 
-class ProductCards(_Projection):
+class ProductCards(ReadModel):
     name = "catalogue.product_cards"
     tables = ("catalogue.product_cards", "catalogue.product_card_variants", "catalogue.product_card_images")
     key = "product_id"
-    serves = PRODUCT_EVENTS
+    stamps = PRODUCT_EVENTS
     # Exact on every event: min/max over the current prices of the active variants (one currency per
     # product, a domain rule), and the primary image as the image rows say.
     derived = (
@@ -227,11 +199,11 @@ class ProductCards(_Projection):
                 )  # fmt: skip
 
 
-class PriceHistories(_Projection):
+class PriceHistories(ReadModel):
     name = "catalogue.price_history"
     tables = ("catalogue.price_histories", "catalogue.price_changes")
     key = "product_id"
-    serves = PRODUCT_EVENTS
+    stamps = PRODUCT_EVENTS
 
     async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
@@ -250,11 +222,11 @@ class PriceHistories(_Projection):
                 )  # fmt: skip
 
 
-class CategoryTree(_Projection):
+class CategoryTree(ReadModel):
     name = "catalogue.category_tree"
     tables = ("catalogue.category_nodes", "catalogue.category_products")
     key = "category_id"
-    serves = CATEGORY_EVENTS
+    stamps = CATEGORY_EVENTS
 
     async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:

@@ -1,8 +1,8 @@
 """Identity read models, each kept by its own consumer: customer card, address book, lookup, segments.
 
-Every projection moves its `version` on every event of the customer, so a read's version (and ETag)
-is always the aggregate's version it reflects. Each only writes, so a consumer's batch of events is sent
-as one pipelined round trip per statement (`BatchedWrites`).
+The card and the address book are stamped with the customer's version after every event (`ReadModel`),
+so a read's version (and ETag) is always the aggregate's version it reflects. Each only writes, so a
+consumer's batch of events is sent as one pipelined round trip per statement (`BatchedWrites`).
 """
 
 from __future__ import annotations
@@ -13,17 +13,19 @@ import asyncpg
 
 from bus.batch import BatchedWrites
 from bus.messages import Envelope
+from bus.readmodel import ReadModel
 from contexts.identity import events as e
 from contexts.identity.values import email_key
 
 
-class CustomerCards(BatchedWrites):
+class CustomerCards(ReadModel):
     name = "identity.customer_card"
-    context = "identity"
     tables = ("identity.customer_cards",)
+    key = "customer_id"
+    timestamped = False
+    creates = (e.CustomerRegistered,)
 
-    async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
-        version = envelope.aggregate_version
+    async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
             case e.CustomerRegistered():
                 await conn.execute(
@@ -31,29 +33,24 @@ class CustomerCards(BatchedWrites):
                     " phone, date_of_birth, status, tier, registered_at, version)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     event.customer_id, event.external_id, event.email, event.first_name, event.last_name,
-                    event.phone, event.date_of_birth, event.status, event.tier, event.registered_at, version,
+                    event.phone, event.date_of_birth, event.status, event.tier, event.registered_at,
+                    envelope.aggregate_version,
                 )  # fmt: skip
             case e.ProfileUpdated():
                 await conn.execute(
                     "UPDATE identity.customer_cards SET first_name = $2, last_name = $3, phone = $4,"
-                    " date_of_birth = $5, version = $6 WHERE customer_id = $1",
+                    " date_of_birth = $5 WHERE customer_id = $1",
                     event.customer_id, event.first_name, event.last_name, event.phone, event.date_of_birth,
-                    version,
                 )  # fmt: skip
             case e.AccountSuspended() | e.AccountReactivated() | e.AccountClosed():
                 await conn.execute(
-                    "UPDATE identity.customer_cards SET status = $2, version = $3 WHERE customer_id = $1",
-                    event.customer_id, _STATUS_AFTER[type(event)], version,
+                    "UPDATE identity.customer_cards SET status = $2 WHERE customer_id = $1",
+                    event.customer_id, _STATUS_AFTER[type(event)],
                 )  # fmt: skip
             case e.TierUpgraded():
                 await conn.execute(
-                    "UPDATE identity.customer_cards SET tier = $2, version = $3 WHERE customer_id = $1",
-                    event.customer_id, event.new_tier, version,
-                )  # fmt: skip
-            case _:
-                await conn.execute(
-                    "UPDATE identity.customer_cards SET version = $2 WHERE customer_id = $1",
-                    envelope.aggregate_id, version,
+                    "UPDATE identity.customer_cards SET tier = $2 WHERE customer_id = $1",
+                    event.customer_id, event.new_tier,
                 )  # fmt: skip
 
 
@@ -75,12 +72,14 @@ def _address_values(event: e.AddressAdded | e.AddressUpdated) -> tuple[object, .
     )  # fmt: skip
 
 
-class AddressBooks(BatchedWrites):
+class AddressBooks(ReadModel):
     name = "identity.address_book"
-    context = "identity"
     tables = ("identity.address_books", "identity.addresses")
+    key = "customer_id"
+    timestamped = False
+    creates = (e.CustomerRegistered,)
 
-    async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+    async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         customer_id = envelope.aggregate_id
         match event:
             case e.CustomerRegistered():
@@ -88,7 +87,6 @@ class AddressBooks(BatchedWrites):
                     "INSERT INTO identity.address_books (customer_id, version) VALUES ($1, $2)",
                     customer_id, envelope.aggregate_version,
                 )  # fmt: skip
-                return
             case e.AddressAdded():
                 if event.previous_default_id:
                     await conn.execute(_UNFLAG, customer_id, event.previous_default_id)
@@ -116,15 +114,10 @@ class AddressBooks(BatchedWrites):
             case e.DefaultAddressChanged():
                 await conn.execute(_UNFLAG, customer_id, event.previous_default_id)
                 await conn.execute(_FLAG, customer_id, event.address_id)
-        await conn.execute(
-            "UPDATE identity.address_books SET version = $2 WHERE customer_id = $1",
-            customer_id, envelope.aggregate_version,
-        )  # fmt: skip
 
 
 class CustomerLookup(BatchedWrites):
     name = "identity.customer_lookup"
-    context = "identity"
     tables = ("identity.customer_lookup",)
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
@@ -140,7 +133,6 @@ class Segments(BatchedWrites):
     count row is shared by every writer and the counts are exact whatever order customers arrive in."""
 
     name = "identity.segments"
-    context = "identity"
     tables = ("identity.segment_members",)
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:

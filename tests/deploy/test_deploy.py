@@ -23,7 +23,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bus.errors import Refusal
-from shopstream.bootstrap import PRODUCT_MODULES
+from shopstream.bootstrap import product_modules
 from shopstream.settings import Settings
 from tests.apps import app_client, eventually
 
@@ -102,7 +102,7 @@ def test_command_failures_leave_out_every_refusal() -> None:
     """A refused request (4xx, its error class as outcome) is the client's doing, not a failure."""
     (rule,) = [r for r in alert_rules() if r["alert"] == "ShopStreamCommandErrorRatioHigh"]
     failure = re.compile(re.findall(r'outcome=~"([^"]+)"', rule["expr"])[0])  # PromQL anchors regexes
-    assert {module.name for module in PRODUCT_MODULES} == {"identity", "catalogue"}  # their errors loaded
+    assert {module.name for module in product_modules()} == {"identity", "catalogue"}  # their errors loaded
     refusals = {cls.__name__ for cls in subclasses(Refusal)}
     assert {"NotFound", "EmailAlreadyRegistered", "SkuTaken"} <= refusals
     assert not [name for name in sorted(refusals) if failure.fullmatch(name)]

@@ -28,7 +28,7 @@ from contexts.catalogue.gallery import AddProductImage
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
 from contexts.catalogue.pricing import ChangeVariantPrice, SetTierPrice
 from contexts.identity import queries
-from shopstream.bootstrap import PRODUCT_MODULES, Messaging
+from shopstream.bootstrap import Messaging, product_modules
 from shopstream.progress import ProgressLine
 from shopstream.settings import Settings
 from tests.catalogue.test_handlers import new_category, new_product, new_variant
@@ -311,7 +311,7 @@ async def _equals(pool: asyncpg.Pool, query: str, argument: str, expected: int) 
 
 
 async def test_every_product_projection_rebuilds_to_the_same_read_model(context_settings):
-    settings = await context_settings("rebuild_all", PRODUCT_MODULES, **FAST)
+    settings = await context_settings("rebuild_all", product_modules(), **FAST)
     messaging = await Messaging.open(settings)
     try:
         category_id, product_ids = await _shop_history(messaging)

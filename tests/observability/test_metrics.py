@@ -22,15 +22,15 @@ from redis.asyncio import Redis
 from bus.lag import behind, group_info, lag_of
 from bus.maintenance import Maintenance
 from shopstream import __version__
-from shopstream.bootstrap import PRODUCT_MODULES
+from shopstream.bootstrap import product_modules
 from tests.apps import app_client
 from tests.e2e.test_identity_serve import ROOT, free_port, serve_env
 
 pytestmark = pytest.mark.anyio
 
 Scrape = dict[str, tuple[str, list[tuple[str, dict[str, str], float]]]]  # family -> type, samples
-CONSUMERS = [p.name for m in PRODUCT_MODULES for p in m.projections]
-CONTEXTS = [m.name for m in PRODUCT_MODULES]
+CONSUMERS = [p.name for m in product_modules() for p in m.projections]
+CONTEXTS = [m.name for m in product_modules()]
 
 # Family (as the parser names it: counters without `_total`) -> type and label names.
 SPEC_FAMILIES = {
@@ -117,7 +117,7 @@ class TestExposition:
             assert clash.status_code == 409, clash.text
             assert (await client.get(f"/customers/{customer_id}")).status_code in (200, 404)
 
-            identity_consumers = [p.name for p in PRODUCT_MODULES[0].projections]
+            identity_consumers = [p.name for p in product_modules()[0].projections]
             groups = [
                 {"stream": config.stream(consumer.split(".")[0], partition), "group": consumer}
                 for consumer in CONSUMERS
