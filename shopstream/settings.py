@@ -129,6 +129,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     raise ConfigurationError(_describe(exc, {variable: url}, variable)) from None
         return settings
 
+    def to_env(self) -> dict[str, str]:
+        """The environment from which `from_env()` reads these settings back (unset ones absent)."""
+        env: dict[str, str] = {}
+        for field in msgspec.structs.fields(self):
+            value = getattr(self, field.name)
+            if value is not None and field.encode_name != "-":
+                env[field.encode_name] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return env | {f"{name.upper()}_DATABASE_URL": url for name, url in self.context_database_urls.items()}
+
     def __repr__(self) -> str:
         """The fields, with secrets masked: a logged Settings must not leak the admin token or JWT secret."""
         shown = {f.name: getattr(self, f.name) for f in msgspec.structs.fields(self)}

@@ -19,7 +19,6 @@ from shopstream.settings import Settings
 from shopstream.status import report
 from tests.apps import own_connection
 from tests.messaging.counters import module as counters
-from tests.messaging.counters.routes import ROUTES
 from tests.messaging.helpers import wait_until
 from tests.problems import assert_problem
 
@@ -38,7 +37,7 @@ async def ops_settings(context_settings) -> Settings:
 
 @pytest.fixture
 async def client(ops_settings: Settings) -> AsyncIterator[AsyncTestClient]:
-    app = create_app(ops_settings, modules=[counters], run_workers=True, route_handlers=ROUTES)
+    app = create_app(ops_settings, modules=[counters], run_workers=True)
     async with AsyncTestClient(app=app, timeout=30) as opened:
         yield opened
 
@@ -46,9 +45,7 @@ async def client(ops_settings: Settings) -> AsyncIterator[AsyncTestClient]:
 @pytest.fixture
 async def quiet(ops_settings: Settings) -> AsyncIterator[AsyncTestClient]:
     """The app without its relay and consumers."""
-    async with AsyncTestClient(
-        app=create_app(ops_settings, modules=[counters], route_handlers=ROUTES)
-    ) as opened:
+    async with AsyncTestClient(app=create_app(ops_settings, modules=[counters])) as opened:
         yield opened
 
 

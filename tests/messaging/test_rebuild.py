@@ -317,8 +317,8 @@ async def test_every_product_projection_rebuilds_to_the_same_read_model(context_
         category_id, product_ids = await _shop_history(messaging)
         async with running(messaging.supervisor()):
             for name, inbox in messaging.inboxes.items():
-                log = f"{inbox.projection.context}.outbox"
-                await wait_until(partial(_caught_up, messaging.pool_of(inbox.projection.context), name, log))
+                log = inbox.outbox.table
+                await wait_until(partial(_caught_up, messaging.pool_of(messaging.owners[name]), name, log))
         url = settings.database_url
         async with asyncpg.create_pool(url, min_size=2, max_size=2) as readers:
             counts = _catalogue_counts(readers, category_id, product_ids)
@@ -328,7 +328,7 @@ async def test_every_product_projection_rebuilds_to_the_same_read_model(context_
             stop = asyncio.Event()
             polling = asyncio.create_task(_poll_counts(counts, floor, failures, stop))
             for name, inbox in messaging.inboxes.items():
-                pool = messaging.pool_of(inbox.projection.context)
+                pool = messaging.pool_of(messaging.owners[name])
                 before = await _contents(pool, inbox.projection.tables)
                 assert any(before.values()), name
                 assert (await Rebuild(pool, inbox, batch=3).run()).swapped

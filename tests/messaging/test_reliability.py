@@ -39,12 +39,8 @@ def proc_env(settings: Settings) -> dict[str, str]:
     """The environment that makes `Settings.from_env()` in the subprocess equal `settings`."""
     env = dict(os.environ)
     for field in msgspec.structs.fields(Settings):
-        value = getattr(settings, field.name)
-        if value is None:
-            env.pop(field.encode_name, None)
-        else:
-            env[field.encode_name] = str(value)
-    return env
+        env.pop(field.encode_name, None)
+    return env | settings.to_env()
 
 
 @asynccontextmanager

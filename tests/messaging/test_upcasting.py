@@ -71,7 +71,6 @@ class Seen:
     """Records each event it is handed, as its class name and fields; fails for poisoned counters."""
 
     name = "counters.seen"
-    context = "counters"
     tables = ("counters.seen",)
 
     async def apply(self, conn: Any, envelope: Envelope, event: Any) -> None:

@@ -6,10 +6,12 @@ from pathlib import Path
 from bus.module import ContextModule
 from tests.messaging.counters.handlers import HANDLERS
 from tests.messaging.counters.projection import Totals
+from tests.messaging.counters.routes import ROUTES
 
 module = ContextModule(
     name="counters",
     migrations=Path(__file__).parent / "migrations",
     handlers=HANDLERS,
     projections=[Totals()],
+    route_handlers=ROUTES,
 )

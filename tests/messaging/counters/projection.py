@@ -29,7 +29,6 @@ class PoisonedEvent(Exception):
 
 class Totals:
     name = "counters.totals"
-    context = "counters"
     tables = ("counters.totals",)
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
