@@ -33,7 +33,7 @@ run: venv
 api *args: venv
     {{bin}}/shopstream api {{args}}
 
-# relays and consumers only, for all contexts or one (identity, catalogue)
+# relays and consumers only, for all contexts or one (a name from shopstream/contexts.py)
 worker context="": venv
     {{bin}}/shopstream worker {{ if context == "" { "" } else { "--context " + context } }}
 
@@ -73,13 +73,9 @@ test-api *args: (venv "dev")
 test-messaging *args: (venv "dev")
     {{bin}}/pytest tests/messaging {{args}}
 
-# the identity context: domain, handlers, routes
-test-identity *args: (venv "dev")
-    {{bin}}/pytest tests/identity {{args}}
-
-# the catalogue context: domain, projections, handlers, routes
-test-catalogue *args: (venv "dev")
-    {{bin}}/pytest tests/catalogue {{args}}
+# one context's tests: domain, handlers, projections, routes (`just test-context identity`)
+test-context name *args: (venv "dev")
+    {{bin}}/pytest tests/{{name}} {{args}}
 
 # end to end through `shopstream serve`
 test-e2e *args: (venv "dev")
