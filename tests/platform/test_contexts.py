@@ -3,6 +3,7 @@ start with one line naming the context and the rule."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 import uuid
@@ -149,3 +150,31 @@ def test_each_listed_context_has_a_database_url_of_its_own_by_name():
     assert settings.database_url_for("identity") == "postgresql://h/shared"
     with pytest.raises(ConfigurationError, match=r"^configuration error: SHOPSTREAM_CONTEXTS"):
         Settings.from_env({"SHOPSTREAM_CONTEXTS": "contexts/identity"})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("notes_table", "refusal_text"),
+    [
+        (
+            "CREATE TABLE board.notes (id text PRIMARY KEY, state jsonb NOT NULL)",
+            "table board.notes lacks column(s) version",
+        ),
+        (
+            "CREATE TABLE board.notes (id text PRIMARY KEY, state jsonb NOT NULL, version bigint NOT NULL)",
+            "table board.pinned_notes does not exist",
+        ),
+    ],
+)
+async def test_tables_the_code_needs_are_checked_after_migrations(
+    context_settings, tmp_path, notes_table, refusal_text
+):
+    from tests.messaging.board import module as board
+
+    (tmp_path / "0001_board.sql").write_text(
+        f"CREATE SCHEMA board; SELECT bus.create_outbox('board'); {notes_table};"
+    )
+    missing = dataclasses.replace(board, migrations=tmp_path, package="tests.messaging.board")
+    with pytest.raises(NonConformingContext) as refused:
+        await context_settings("tables", [missing])
+    assert str(refused.value).startswith("context board: ") and refusal_text in str(refused.value)
