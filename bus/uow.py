@@ -10,21 +10,16 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
+from bus import idempotency
 from bus.aggregate import Aggregate
 from bus.errors import ConcurrencyError, IdempotencyKeyInFlight
-from bus.messages import encoder
+from bus.messages import Outcome, encoder
 from bus.outbox import Headers, Outbox
 
 if TYPE_CHECKING:
     from bus.repository import Repository
 
-
-class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """What a command did: the aggregate, its version after the command, and any id it created."""
-
-    aggregate_id: str
-    version: int
-    created_id: str | None = None
+__all__ = ["Meta", "Outcome", "UnitOfWork"]
 
 
 class Meta(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,9 +30,6 @@ class Meta(msgspec.Struct, frozen=True, kw_only=True):
     traceparent: str | None = None
     idempotency_key: str | None = None
     fingerprint: str | None = None
-
-
-_REMEMBER = "INSERT INTO bus.idempotency_keys (key, fingerprint, outcome) VALUES ($1, $2, $3)"
 
 
 class UnitOfWork:
@@ -112,7 +104,7 @@ class UnitOfWork:
         try:
             status = await self.conn.execute(statement, *arguments)
         except asyncpg.UniqueViolationError as exc:
-            if exc.table_name == "idempotency_keys":
+            if idempotency.key_taken(exc):
                 raise IdempotencyKeyInFlight(self.meta.idempotency_key or "") from None
             refusal = repository.refusal(exc, aggregate)
             if refusal is None:
@@ -123,6 +115,6 @@ class UnitOfWork:
 
     async def _remember(self, key: str, fingerprint: str | None, outcome: str) -> None:
         try:
-            await self.conn.execute(_REMEMBER, key, fingerprint, outcome)
+            await idempotency.remember(self.conn, key, fingerprint, outcome)
         except asyncpg.UniqueViolationError:
             raise IdempotencyKeyInFlight(key) from None
