@@ -78,14 +78,10 @@ class Repository(Generic[A]):
         self.uow.track(self, aggregate)
 
     async def save(self, conn: asyncpg.Connection, aggregate: A) -> None:
-        try:
-            await self._write(conn, aggregate)
-            await self.save_more(conn, aggregate)
-        except asyncpg.UniqueViolationError as exc:
-            refusal = self.refusal(exc, aggregate)
-            if refusal is None:
-                raise
-            raise refusal from None
+        """Write the aggregate's row with its version check, and the rows beside it; a unique clash
+        raises the violation, which the unit of work turns into the refusal `unique` maps it to."""
+        await self._write(conn, aggregate)
+        await self.save_more(conn, aggregate)
 
     async def save_more(self, conn: asyncpg.Connection, aggregate: A) -> None:
         """Rows beside the aggregate's own, written in the same transaction (e.g. unique child keys)."""
