@@ -101,10 +101,11 @@ bench-commands *args: venv
 fuzz examples="100" roles="admin" *args: (venv "dev")
     {{bin}}/python -m fuzz.run --max-examples {{examples}} --roles {{roles}} {{args}}
 
-# ruff lint and format check
+# ruff lint and format check, and the import contracts (layers, independent contexts, no cycles)
 lint: (venv "dev")
     {{bin}}/ruff check .
     {{bin}}/ruff format --check .
+    {{bin}}/lint-imports
 
 # format the code
 fmt: (venv "dev")

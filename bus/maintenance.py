@@ -10,11 +10,9 @@ from collections.abc import Sequence
 import asyncpg
 from redis.asyncio import Redis
 
-from bus import monitor
+from bus import idempotency, monitor
 from bus.outbox import Outbox
 from observability import metrics
-
-IDEMPOTENCY_KEPT_HOURS = 48  # the contract promises at least 24 h
 
 
 class Maintenance:
@@ -34,10 +32,7 @@ class Maintenance:
 
     async def run_once(self) -> None:
         async with self.pool.acquire() as conn:
-            await conn.execute(
-                "DELETE FROM bus.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
-                IDEMPOTENCY_KEPT_HOURS,
-            )
+            await idempotency.purge(conn)
             for outbox in self.outboxes:
                 backlog = await monitor.outbox_backlog(conn, outbox)
                 age = backlog.oldest_pending_age_seconds

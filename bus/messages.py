@@ -40,6 +40,14 @@ class Command(Message, frozen=True, kw_only=True):
         raise NotImplementedError
 
 
+class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a command did: the aggregate, its version after the command, and any id it created."""
+
+    aggregate_id: str
+    version: int
+    created_id: str | None = None
+
+
 class Event(Message, frozen=True, kw_only=True):
     """Something that happened to one aggregate; the payload of an envelope."""
 

@@ -22,6 +22,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bus import idempotency
 from bus.aggregate import Aggregate
 from bus.config import BusConfig
 from bus.messages import Envelope, encoder
@@ -117,12 +118,7 @@ class Outbox:
                     "(" + ", ".join(f"${n + i}::{kind}" for i, kind in enumerate(_EVENT_TYPES)) + ")"
                 )
                 n += len(_EVENT_TYPES)
-            keep = (
-                f", kept AS (INSERT INTO bus.idempotency_keys (key, fingerprint, outcome)"
-                f" SELECT ${n}::text, ${n + 1}::text, ${n + 2}::jsonb WHERE EXISTS (SELECT FROM written))"
-                if remember
-                else ""
-            )
+            keep = f", {idempotency.remember_if('kept', 'written', n)}" if remember else ""
             sql = (
                 f"WITH written AS ({write} RETURNING 1){keep}"
                 f" INSERT INTO {self.table} ({_EVENT_COLUMNS})"

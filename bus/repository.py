@@ -67,8 +67,18 @@ class Repository(Generic[A]):
         self.uow.track(self, aggregate)
         return aggregate
 
-    async def get(self, aggregate_id: str, expected_version: int | tuple[int, ...] | None = None) -> A:
+    async def get(
+        self,
+        aggregate_id: str,
+        expected_version: int | tuple[int, ...] | None = None,
+        owner_check: Callable[[A | None], object] | None = None,
+    ) -> A:
+        """The aggregate, tracked by the unit of work. Checked in this order: `owner_check` (it raises
+        to refuse, and sees None for a missing aggregate, so that a caller acting for itself can be
+        refused alike for another's aggregate and for none), existence (404), `expected_version` (412)."""
         aggregate = await self.find(aggregate_id)
+        if owner_check is not None:
+            owner_check(aggregate)
         if aggregate is None:
             raise NotFound(self.what, aggregate_id)
         ensure_version(expected_version, aggregate.version)
@@ -78,14 +88,10 @@ class Repository(Generic[A]):
         self.uow.track(self, aggregate)
 
     async def save(self, conn: asyncpg.Connection, aggregate: A) -> None:
-        try:
-            await self._write(conn, aggregate)
-            await self.save_more(conn, aggregate)
-        except asyncpg.UniqueViolationError as exc:
-            refusal = self.refusal(exc, aggregate)
-            if refusal is None:
-                raise
-            raise refusal from None
+        """Write the aggregate's row with its version check, and the rows beside it; a unique clash
+        raises the violation, which the unit of work turns into the refusal `unique` maps it to."""
+        await self._write(conn, aggregate)
+        await self.save_more(conn, aggregate)
 
     async def save_more(self, conn: asyncpg.Connection, aggregate: A) -> None:
         """Rows beside the aggregate's own, written in the same transaction (e.g. unique child keys)."""
@@ -130,8 +136,11 @@ async def change(
     aggregate_id: str,
     expected_version: int | tuple[int, ...] | None,
     action: Callable[[A], object],
+    owner_check: Callable[[A | None], object] | None = None,
+    created_id: str | None = None,
 ) -> Outcome:
-    """The shape of every command on one existing aggregate: load, act, commit."""
+    """The shape of every command on one existing aggregate: load (with the checks of `get`), act,
+    commit."""
     async with repository.uow:
-        action(await repository.get(aggregate_id, expected_version))
-        return await repository.uow.commit()
+        action(await repository.get(aggregate_id, expected_version, owner_check))
+        return await repository.uow.commit(created_id)

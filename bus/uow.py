@@ -5,26 +5,40 @@ from __future__ import annotations
 
 import uuid
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import msgspec
 
+from bus import idempotency
 from bus.aggregate import Aggregate
-from bus.errors import ConcurrencyError, IdempotencyKeyInFlight
-from bus.messages import encoder
+from bus.errors import ConcurrencyError, IdempotencyKeyInFlight, Refusal
+from bus.messages import Outcome, encoder
 from bus.outbox import Headers, Outbox
 
-if TYPE_CHECKING:
-    from bus.repository import Repository
+__all__ = ["AggregateStore", "Meta", "Outcome", "UnitOfWork"]
+
+A_contra = TypeVar("A_contra", bound=Aggregate, contravariant=True)
 
 
-class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """What a command did: the aggregate, its version after the command, and any id it created."""
+class AggregateStore(Protocol[A_contra]):
+    """What the unit of work asks of a repository: save an aggregate it tracks, or check one that was
+    only read."""
 
-    aggregate_id: str
-    version: int
-    created_id: str | None = None
+    @property
+    def saves_alone(self) -> bool:
+        """True when saving is the one statement of `write`, with no rows beside it."""
+        ...
+
+    def write(self, aggregate: A_contra) -> tuple[str, tuple[object, ...]]: ...
+
+    async def save(self, conn: asyncpg.Connection, aggregate: A_contra) -> None: ...
+
+    async def ensure_unchanged(self, conn: asyncpg.Connection, aggregate: A_contra) -> None: ...
+
+    def refusal(self, exc: asyncpg.UniqueViolationError, aggregate: A_contra) -> Refusal | None:
+        """The refusal a unique violation of the store's rows stands for; None if it stands for none."""
+        ...
 
 
 class Meta(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,7 +51,7 @@ class Meta(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str | None = None
 
 
-_REMEMBER = "INSERT INTO bus.idempotency_keys (key, fingerprint, outcome) VALUES ($1, $2, $3)"
+Tracked = tuple[AggregateStore[Any], Aggregate]
 
 
 class UnitOfWork:
@@ -53,7 +67,7 @@ class UnitOfWork:
         self.pool = pool
         self.outbox = outbox
         self.meta = meta
-        self._tracked: list[tuple[Repository[Any], Aggregate]] = []
+        self._tracked: list[Tracked] = []
 
     async def __aenter__(self) -> UnitOfWork:
         self.conn: asyncpg.Connection = await self.pool.acquire()
@@ -64,8 +78,8 @@ class UnitOfWork:
     ) -> None:
         await self.pool.release(self.conn)
 
-    def track(self, repository: Repository[Any], aggregate: Aggregate) -> None:
-        self._tracked.append((repository, aggregate))
+    def track(self, store: AggregateStore[Any], aggregate: Aggregate) -> None:
+        self._tracked.append((store, aggregate))
 
     async def commit(self, created_id: str | None = None) -> Outcome:
         headers = Headers(
@@ -73,56 +87,67 @@ class UnitOfWork:
             causation_id=self.meta.command_id,
             traceparent=self.meta.traceparent,
         )
-        changed = [(repo, agg) for repo, agg in self._tracked if agg.pending_events]
+        changed = [(store, agg) for store, agg in self._tracked if agg.pending_events]
         # What the command only read to decide (a product's category, a child's parent) must still
         # hold at commit: checked after the writes, so a clash re-runs the command on fresh state.
-        read = [(repo, agg) for repo, agg in self._tracked if not agg.pending_events and agg.loaded_version]
+        read = [(store, agg) for store, agg in self._tracked if not agg.pending_events and agg.loaded_version]
         subject = (changed or self._tracked)[0][1]
         outcome = Outcome(aggregate_id=subject.id, version=subject.version, created_id=created_id)
         remember = None
         if self.meta.idempotency_key is not None:
             remember = (self.meta.idempotency_key, self.meta.fingerprint, encoder.encode(outcome).decode())
         if len(changed) == 1 and not read and changed[0][0].saves_alone:
-            await self._commit_in_one_statement(*changed[0], headers, remember)
+            await self._commit_in_one_statement(changed[0], headers, remember)
         else:
-            async with self.conn.transaction():
-                for repository, aggregate in changed:
-                    await repository.save(self.conn, aggregate)
-                    await self.outbox.append(self.conn, aggregate, headers)
-                if changed:
-                    for repository, aggregate in read:
-                        await repository.ensure_unchanged(self.conn, aggregate)
-                if remember is not None:
-                    await self._remember(*remember)
+            await self._commit_in_transaction(changed, read, headers, remember)
         for _, aggregate in changed:
             aggregate.mark_saved()
         return outcome
 
     async def _commit_in_one_statement(
-        self,
-        repository: Repository[Any],
-        aggregate: Aggregate,
-        headers: Headers,
-        remember: tuple[str, str | None, str] | None,
+        self, tracked: Tracked, headers: Headers, remember: tuple[str, str | None, str] | None
     ) -> None:
-        write, args = repository.write(aggregate)
+        store, aggregate = tracked
+        write, args = store.write(aggregate)
         rows = self.outbox.rows(aggregate, headers)
         statement = self.outbox.insert_after(write, len(args) + 1, len(rows), remember is not None)
         arguments = [*args, *(value for row in rows for value in row), *(remember or ())]
         try:
             status = await self.conn.execute(statement, *arguments)
         except asyncpg.UniqueViolationError as exc:
-            if exc.table_name == "idempotency_keys":
-                raise IdempotencyKeyInFlight(self.meta.idempotency_key or "") from None
-            refusal = repository.refusal(exc, aggregate)
-            if refusal is None:
-                raise
-            raise refusal from None
+            raise self.refusal(exc, tracked) from None
         if status == "INSERT 0 0":  # the versioned UPDATE found its row changed
             raise ConcurrencyError(aggregate.id)
 
-    async def _remember(self, key: str, fingerprint: str | None, outcome: str) -> None:
-        try:
-            await self.conn.execute(_REMEMBER, key, fingerprint, outcome)
-        except asyncpg.UniqueViolationError:
-            raise IdempotencyKeyInFlight(key) from None
+    async def _commit_in_transaction(
+        self,
+        changed: list[Tracked],
+        read: list[Tracked],
+        headers: Headers,
+        remember: tuple[str, str | None, str] | None,
+    ) -> None:
+        async with self.conn.transaction():
+            for tracked in changed:
+                store, aggregate = tracked
+                try:
+                    await store.save(self.conn, aggregate)
+                except asyncpg.UniqueViolationError as exc:
+                    raise self.refusal(exc, tracked) from None
+                await self.outbox.append(self.conn, aggregate, headers)
+            if changed:
+                for store, aggregate in read:
+                    await store.ensure_unchanged(self.conn, aggregate)
+            if remember is not None:
+                try:
+                    await idempotency.remember(self.conn, *remember)
+                except asyncpg.UniqueViolationError as exc:
+                    raise self.refusal(exc) from None
+
+    def refusal(self, exc: asyncpg.UniqueViolationError, saving: Tracked | None = None) -> Exception:
+        """What a unique violation at commit tells the client: a request with the same idempotency key
+        committed meanwhile (409; the edge then answers with that request's outcome), or the rule of the
+        store whose row clashed (a taken e-mail, a taken SKU). Any other violation stays what it is."""
+        if idempotency.key_taken(exc):
+            return IdempotencyKeyInFlight(self.meta.idempotency_key or "")
+        refusal = None if saving is None else saving[0].refusal(exc, saving[1])
+        return exc if refusal is None else refusal

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Mapping
+from importlib import metadata
 from typing import Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Metric
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shopstream import __version__
+
+def _version() -> str:
+    # Read from the installed distribution: this bottom layer imports nothing of the application.
+    try:
+        return metadata.version("shopstream")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -82,7 +90,7 @@ build_info = Gauge(
     "shopstream_build_info", "Always 1; the labels name the running build.", ["version", "python"],
     multiprocess_mode="livemax",
 )  # fmt: skip
-build_info.labels(__version__, platform.python_version()).set(1)
+build_info.labels(_version(), platform.python_version()).set(1)
 supervisor_restarts = Counter(
     "shopstream_supervisor_restarts_total", "Background tasks restarted after a crash.", ["task"]
 )

@@ -20,7 +20,7 @@ from shopstream import __version__, eventloop
 from shopstream.bootstrap import Messaging, prepare
 from shopstream.embedded import EmbeddedServers, with_embedded_defaults
 from shopstream.migrate import MigrationError
-from shopstream.processes import SupervisorProcess, run_server_processes
+from shopstream.processes import SupervisorProcess, run_server_processes, run_worker
 from shopstream.settings import ConfigurationError, Settings
 
 
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, workers=max(1, args.workers), run_workers=args.command == "serve")
         if args.command == "worker":
             _print_banner(settings, servers, "worker")
-            eventloop.run(_worker(settings, args.context, args.metrics_port))
+            eventloop.run(run_worker(settings, args.context, args.metrics_port))
             return 0
         return eventloop.run(_with_messaging(settings, _OPERATIONS[(args.command, args.action)], args))
     except (ConfigurationError, MigrationError, NonConformingContext, OSError) as exc:
@@ -170,27 +170,6 @@ def _serve(settings: Settings, workers: int, run_workers: bool) -> int:
     gc.freeze()  # what start-up built lives for good: keep it out of every later collection
     uvicorn.run(app, **options)
     return 0
-
-
-async def _worker(settings: Settings, context: str | None, metrics_port: int = 0) -> None:
-    from observability import exposition
-
-    messaging = await Messaging.open(settings)
-    stop_metrics = None
-    try:
-        if metrics_port:
-            stop_metrics = exposition.serve(settings.host, metrics_port)
-            print(f"  metrics:    http://{settings.host}:{metrics_port}/metrics", flush=True)
-        supervisor = messaging.supervisor(None if context is None else [context])
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, supervisor.stop)
-        async with exposition.server_process():  # under `serve --workers N`: into the shared metrics
-            await supervisor.run()
-    finally:
-        if stop_metrics is not None:
-            stop_metrics()
-        await messaging.close()
 
 
 async def _with_messaging(

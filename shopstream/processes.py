@@ -1,8 +1,9 @@
-"""The processes of `shopstream serve --workers N`: the API's, and one more that runs the relays and
-consumers."""
+"""The processes beside the API's event loop: `shopstream worker` (the relays and consumers), and
+under `shopstream serve --workers N` the API's processes plus one more that runs the worker."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -12,6 +13,7 @@ from multiprocessing.connection import wait
 from types import TracebackType
 from typing import Any
 
+from shopstream.bootstrap import Messaging
 from shopstream.settings import Settings
 
 STOP_TIMEOUT = 10.0  # seconds a stopping supervisor gets to finish its batches before it is killed
@@ -74,15 +76,37 @@ def _supervise(settings: Settings) -> None:
     from observability.logging import configure_logging
     from observability.tracing import configure_tracing, flush_tracing
     from shopstream import eventloop
-    from shopstream.cli import _worker
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent too, which stops us
     configure_logging(settings.log_level, settings.log_format)
     configure_tracing(settings.traces_exporter, settings.otlp_traces_protocol or settings.otlp_protocol)
     try:
-        eventloop.run(_worker(settings, None))
+        eventloop.run(run_worker(settings, None))
     finally:
         flush_tracing()
+
+
+async def run_worker(settings: Settings, context: str | None, metrics_port: int = 0) -> None:
+    """`shopstream worker`: the relays and consumers of every context, or of one, until SIGTERM or
+    Ctrl-C; with `metrics_port`, its own /metrics too."""
+    from observability import exposition
+
+    messaging = await Messaging.open(settings)
+    stop_metrics = None
+    try:
+        if metrics_port:
+            stop_metrics = exposition.serve(settings.host, metrics_port)
+            print(f"  metrics:    http://{settings.host}:{metrics_port}/metrics", flush=True)
+        supervisor = messaging.supervisor(None if context is None else [context])
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, supervisor.stop)
+        async with exposition.server_process():  # under `serve --workers N`: into the shared metrics
+            await supervisor.run()
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+        await messaging.close()
 
 
 def run_server_processes(workers: int, options: dict[str, Any]) -> None:

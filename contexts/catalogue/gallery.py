@@ -5,7 +5,7 @@ from __future__ import annotations
 from bus.messages import message
 from bus.uow import Outcome, UnitOfWork
 from contexts.catalogue.commands import ProductCommand
-from contexts.catalogue.repository import change_product, now, product_for
+from contexts.catalogue.repository import change_product, now
 
 
 @message
@@ -26,16 +26,18 @@ class RemoveProductImage(ProductCommand, frozen=True, kw_only=True, tag="catalog
 
 
 async def add_product_image(command: AddProductImage, uow: UnitOfWork) -> Outcome:
-    async with uow:
-        product = await product_for(uow, command)
-        product.add_image(
+    return await change_product(
+        uow,
+        command,
+        lambda p: p.add_image(
             command.image_id,
             url=command.url,
             alt_text=command.alt_text,
             is_primary=command.is_primary,
             now=now(),
-        )
-        return await uow.commit(created_id=command.image_id)
+        ),
+        created_id=command.image_id,
+    )
 
 
 async def remove_product_image(command: RemoveProductImage, uow: UnitOfWork) -> Outcome:

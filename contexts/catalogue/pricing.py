@@ -10,7 +10,7 @@ from msgspec import UNSET, UnsetType
 from bus.messages import message
 from bus.uow import Outcome, UnitOfWork
 from contexts.catalogue.commands import ProductCommand
-from contexts.catalogue.repository import change_product, now, product_for
+from contexts.catalogue.repository import change_product, now
 
 
 @message
@@ -57,10 +57,12 @@ _VARIANT_FIELDS = tuple(
 
 async def add_variant(command: AddVariant, uow: UnitOfWork) -> Outcome:
     fields = {name: getattr(command, name) for name in _VARIANT_FIELDS}
-    async with uow:
-        product = await product_for(uow, command)
-        product.add_variant(command.variant_id, now=now(), **fields)
-        return await uow.commit(created_id=command.variant_id)
+    return await change_product(
+        uow,
+        command,
+        lambda p: p.add_variant(command.variant_id, now=now(), **fields),
+        created_id=command.variant_id,
+    )
 
 
 async def change_variant_price(command: ChangeVariantPrice, uow: UnitOfWork) -> Outcome:

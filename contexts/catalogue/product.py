@@ -136,10 +136,6 @@ class Product(Aggregate):
     def images(self) -> tuple[Image, ...]:
         return self.state.images
 
-    @property
-    def primary_image(self) -> Image | None:
-        return images.primary_of(self.state.images)
-
     def variant(self, variant_id: str) -> Variant:
         return variants.find(self.state.variants, variant_id)
 

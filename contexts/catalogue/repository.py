@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from bus.errors import Invalid, ensure_version
+from bus.errors import Invalid
 from bus.repository import Repository, change
 from bus.uow import Outcome, UnitOfWork
 from contexts.catalogue.category import Category, CategoryState
@@ -86,22 +86,28 @@ class Categories(Repository[Category]):
         return category
 
 
-async def product_for(uow: UnitOfWork, command: ProductCommand) -> Product:
-    """The product a command changes: it must exist (404), be the acting seller's own if a seller acts
-    (403; seller ids never change, and this is the row the command saves), and be at `If-Match` (412)."""
-    product = await Products(uow).get(command.product_id)
-    if command.acting_seller_id is not None and product.state.seller_id != command.acting_seller_id:
-        raise AnotherSellersProduct(command.product_id)
-    ensure_version(command.expected_version, product.version)
-    return product
+def _sellers_own(seller_id: str, product_id: str) -> Callable[[Product | None], None]:
+    def check(product: Product | None) -> None:
+        if product is not None and product.state.seller_id != seller_id:
+            raise AnotherSellersProduct(product_id)
+
+    return check
 
 
 async def change_product(
-    uow: UnitOfWork, command: ProductCommand, action: Callable[[Product], object]
+    uow: UnitOfWork,
+    command: ProductCommand,
+    action: Callable[[Product], object],
+    created_id: str | None = None,
 ) -> Outcome:
-    async with uow:
-        action(await product_for(uow, command))
-        return await uow.commit()
+    """The shape of every command on an existing product: load, act, commit. The product must exist
+    (404), be the acting seller's own if a seller acts (403; seller ids never change, and this is the
+    row the command saves), and be at `If-Match` (412)."""
+    seller = command.acting_seller_id
+    owner_check = None if seller is None else _sellers_own(seller, command.product_id)
+    return await change(
+        Products(uow), command.product_id, command.expected_version, action, owner_check, created_id
+    )
 
 
 async def change_category(

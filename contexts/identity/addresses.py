@@ -7,7 +7,7 @@ from msgspec import UNSET, UnsetType
 from bus.messages import message
 from bus.uow import Outcome, UnitOfWork
 from contexts.identity.commands import CustomerCommand
-from contexts.identity.repository import change_customer, customer_for
+from contexts.identity.repository import change_customer
 
 
 @message
@@ -74,10 +74,12 @@ def _fields(command: AddAddress | UpdateAddress) -> dict[str, object]:
 
 
 async def add_address(command: AddAddress, uow: UnitOfWork) -> Outcome:
-    async with uow:
-        customer = await customer_for(uow, command)
-        customer.add_address(command.address_id, **_fields(command))  # type: ignore[arg-type]
-        return await uow.commit(created_id=command.address_id)
+    return await change_customer(
+        uow,
+        command,
+        lambda customer: customer.add_address(command.address_id, **_fields(command)),  # type: ignore[arg-type]
+        created_id=command.address_id,
+    )
 
 
 async def update_address(command: UpdateAddress, uow: UnitOfWork) -> Outcome:

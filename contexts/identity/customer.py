@@ -95,10 +95,6 @@ class Customer(Aggregate):
     def addresses(self) -> tuple[Address, ...]:
         return self.state.addresses
 
-    @property
-    def default_address(self) -> Address | None:
-        return address_book.default_of(self.state.addresses)
-
     def address(self, address_id: str) -> Address:
         return address_book.find(self.state.addresses, address_id)
 

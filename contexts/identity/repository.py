@@ -8,8 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
-from bus.errors import ensure_version
-from bus.repository import Repository
+from bus.repository import Repository, change
 from bus.uow import Outcome, UnitOfWork
 from contexts.identity.commands import CustomerCommand
 from contexts.identity.customer import Customer, CustomerState
@@ -38,29 +37,28 @@ class Customers(Repository[Customer]):
         return customer.state.external_id, customer.email_key
 
 
-async def customer_for(uow: UnitOfWork, command: CustomerCommand) -> Customer:
-    """The customer a command changes: it must exist (404) and be at `If-Match` (412). A customer acting
-    for itself gets 403 alike for another customer and for nobody, checked on the row the command saves."""
-    customers = Customers(uow)
-    acting = command.acting_external_id
-    if acting is None:
-        customer = await customers.get(command.customer_id)
-    else:
-        found = await customers.find(command.customer_id)
-        if found is None or found.state.external_id != acting:
+def _acting_for_itself(external_id: str) -> Callable[[Customer | None], None]:
+    def check(customer: Customer | None) -> None:
+        if customer is None or customer.state.external_id != external_id:
             raise NotYourAccount()
-        customer = found
-    ensure_version(command.expected_version, customer.version)
-    return customer
+
+    return check
 
 
 async def change_customer(
-    uow: UnitOfWork, command: CustomerCommand, action: Callable[[Customer], object]
+    uow: UnitOfWork,
+    command: CustomerCommand,
+    action: Callable[[Customer], object],
+    created_id: str | None = None,
 ) -> Outcome:
-    """The shape of every command on an existing customer: load, act, commit."""
-    async with uow:
-        action(await customer_for(uow, command))
-        return await uow.commit()
+    """The shape of every command on an existing customer: load, act, commit. The customer must exist
+    (404) and be at `If-Match` (412); a customer acting for itself gets 403 alike for another customer
+    and for nobody, checked on the row the command saves."""
+    acting = command.acting_external_id
+    owner_check = None if acting is None else _acting_for_itself(acting)
+    return await change(
+        Customers(uow), command.customer_id, command.expected_version, action, owner_check, created_id
+    )
 
 
 def latest_date_on_earth() -> date:

@@ -213,7 +213,6 @@ class TestRegisterCustomer:
         assert customer.state.status == Status.ACTIVE
         assert customer.state.tier == Tier.STANDARD
         assert customer.addresses == ()
-        assert customer.default_address is None
         assert customer.version == 1
         assert customer.loaded_version == 0
 
@@ -691,7 +690,6 @@ class TestSetDefaultAddress:
         customer.set_default_address("a2")
         customer.remove_address("a2")
         assert defaults(customer) == ["a3"]
-        assert customer.default_address == customer.address("a3")
 
 
 class TestAccountStatus:

@@ -18,7 +18,6 @@ from shopstream.app import create_app
 from shopstream.bootstrap import Messaging
 from tests.messaging.counters import module as counters
 from tests.messaging.counters.model import Increment, OpenCounter
-from tests.messaging.counters.routes import increment, open_counter
 
 pytestmark = pytest.mark.anyio
 
@@ -106,7 +105,7 @@ class TestOverload:
 
 @pytest.fixture
 async def client(counters_settings):
-    app = create_app(counters_settings, modules=[counters], route_handlers=[open_counter, increment])
+    app = create_app(counters_settings, modules=[counters])
     async with AsyncTestClient(app=app) as c:
         yield c
 

@@ -37,7 +37,7 @@ def test_the_worker_runs_on_uvloop(cli_env, monkeypatch):
     async def worker(settings, context, metrics_port=0):
         loops.append(await _loop_module())
 
-    monkeypatch.setattr(cli, "_worker", worker)
+    monkeypatch.setattr(cli, "run_worker", worker)
     assert cli.main(["worker", "--metrics-port", "0"]) == 0
     assert loops and loops[0].startswith("uvloop")
 
