@@ -25,7 +25,7 @@ from bus.bus import Bus
 from bus.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, Invalid, MalformedBody, NotFound
 from bus.messages import Command
 from bus.uow import Meta, Outcome
-from contexts.openapi import body_json_schema, fill, to_openapi
+from contexts.edge.openapi import body_json_schema, fill, to_openapi
 from observability.logging import correlation_id
 from observability.tracing import current_traceparent
 

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bus.bus import Bus
 from bus.module import ContextModule
-from contexts.access import SECURITY_SCHEMES, caller
+from contexts.edge.access import SECURITY_SCHEMES, caller
 from contexts.http import StrictBodies
 from observability.exposition import registry, server_process
 from observability.http import HttpMetrics

@@ -13,8 +13,6 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
 from bus.errors import Forbidden, Invalid
-from contexts import wire
-from contexts.access import BEARER, GUARDED, Role, allow, principal_of
 from contexts.catalogue import queries
 from contexts.catalogue.categories import CreateCategory, DeactivateCategory, ReorderCategory, UpdateCategory
 from contexts.catalogue.commands import CategoryCommand, ProductCommand
@@ -33,6 +31,8 @@ from contexts.catalogue.values import (
     Visibility,
     WeightUnit,
 )
+from contexts.edge import wire
+from contexts.edge.access import BEARER, GUARDED, Role, allow, principal_of
 from contexts.http import (
     PROBLEMS,
     Accepted,

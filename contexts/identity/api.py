@@ -12,8 +12,8 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, Meta, UnsetType
 
 from bus.errors import Invalid, NotFound
-from contexts import wire
-from contexts.access import BEARER, GUARDED, Principal, Role, allow, principal_of
+from contexts.edge import wire
+from contexts.edge.access import BEARER, GUARDED, Principal, Role, allow, principal_of
 from contexts.http import (
     Accepted,
     Body,
