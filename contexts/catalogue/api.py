@@ -33,21 +33,12 @@ from contexts.catalogue.values import (
 )
 from contexts.edge import wire
 from contexts.edge.access import BEARER, GUARDED, Role, allow, principal_of
-from contexts.http import (
-    PROBLEMS,
-    Accepted,
-    Body,
-    CommandRunner,
-    Commands,
-    ExpectedVersion,
-    ReadPool,
-    accepted,
-    command_dependencies,
-    created,
-    fields,
-    found,
-    path_id,
-)
+from contexts.edge.bodies import Body, fields
+from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool, command_dependencies
+from contexts.edge.idempotency import Commands
+from contexts.edge.paths import path_id
+from contexts.edge.problems import PROBLEMS
+from contexts.edge.responses import Accepted, accepted, created, found
 
 Money = Annotated[
     Decimal, wire.money("a decimal string or JSON number; JPY and KRW amounts have no decimals")

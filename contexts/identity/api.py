@@ -14,19 +14,10 @@ from msgspec import UNSET, Meta, UnsetType
 from bus.errors import Invalid, NotFound
 from contexts.edge import wire
 from contexts.edge.access import BEARER, GUARDED, Principal, Role, allow, principal_of
-from contexts.http import (
-    Accepted,
-    Body,
-    CommandRunner,
-    ExpectedVersion,
-    ReadPool,
-    accepted,
-    command_dependencies,
-    created,
-    fields,
-    found,
-    path_id,
-)
+from contexts.edge.bodies import Body, fields
+from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool, command_dependencies
+from contexts.edge.paths import path_id
+from contexts.edge.responses import Accepted, accepted, created, found
 from contexts.identity import queries
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
 from contexts.identity.addresses import AddAddress, RemoveAddress, SetDefaultAddress, UpdateAddress
