@@ -15,7 +15,6 @@ from msgspec import UNSET, Meta, UnsetType
 from bus.errors import Forbidden, Invalid
 from contexts.catalogue import queries
 from contexts.catalogue.categories import CreateCategory, DeactivateCategory, ReorderCategory, UpdateCategory
-from contexts.catalogue.commands import CategoryCommand, ProductCommand
 from contexts.catalogue.details import UpdateProductDetails
 from contexts.catalogue.gallery import AddProductImage, RemoveProductImage
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
@@ -33,12 +32,13 @@ from contexts.catalogue.values import (
 )
 from contexts.edge import wire
 from contexts.edge.access import BEARER, GUARDED, Role, allow, principal_of
-from contexts.edge.bodies import Body, fields
+from contexts.edge.bodies import Body, command_from
+from contexts.edge.changes import change
 from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool, command_dependencies
 from contexts.edge.idempotency import Commands
 from contexts.edge.paths import path_id
 from contexts.edge.problems import PROBLEMS
-from contexts.edge.responses import Accepted, accepted, created, found
+from contexts.edge.responses import Accepted, created, found
 
 Money = Annotated[
     Decimal, wire.money("a decimal string or JSON number; JPY and KRW amounts have no decimals")
@@ -72,7 +72,7 @@ def _priced_in_whole_units(*prices: str) -> dict[str, Any]:
     }
 
 
-class NewProduct(Body):
+class NewProduct(Body, command=CreateProduct):
     sku: Annotated[str, wire.pattern(wire.SKU_PATTERN, 3, 50), Meta(examples=["TSHIRT-CLASSIC"])]
     title: Title
     seller_id: Annotated[Uuid, Meta(examples=["4f8e2a10-5c3b-4d6e-9f7a-1b2c3d4e5f60"])] | None = None
@@ -86,7 +86,7 @@ class NewProduct(Body):
     slug: Slug | None = None
 
 
-class ProductChange(Body):
+class ProductChange(Body, command=UpdateProductDetails):
     title: Title | UnsetType = UNSET
     description: Annotated[str, wire.optional_text(10_000)] | UnsetType | None = UNSET
     brand: Annotated[str, wire.optional_text(100)] | UnsetType | None = UNSET
@@ -96,7 +96,7 @@ class ProductChange(Body):
     slug: Slug | UnsetType | None = UNSET
 
 
-class NewVariant(Body):
+class NewVariant(Body, command=AddVariant):
     schema_extra: ClassVar[dict[str, Any]] = _priced_in_whole_units("base_price")
 
     variant_sku: Annotated[
@@ -113,7 +113,7 @@ class NewVariant(Body):
     dimension_unit: Annotated[str, wire.one_of(DimensionUnit)] = "cm"
 
 
-class PriceChange(Body):
+class PriceChange(Body, command=ChangeVariantPrice):
     schema_extra: ClassVar[dict[str, Any]] = {
         **_priced_in_whole_units("base_price"),
         "description": "Without `currency`, the variant's own decides the decimals (JPY and KRW: none).",
@@ -123,7 +123,7 @@ class PriceChange(Body):
     currency: Annotated[str, wire.one_of(Currency), Meta(examples=["EUR"])] | UnsetType = UNSET
 
 
-class TierPriceChange(Body):
+class TierPriceChange(Body, command=SetTierPrice):
     schema_extra: ClassVar[dict[str, Any]] = {
         "description": "The variant's currency decides the decimals (JPY and KRW: none)."
     }
@@ -132,7 +132,7 @@ class TierPriceChange(Body):
     price: Annotated[Money, Meta(examples=["14.99"])]
 
 
-class NewImage(Body):
+class NewImage(Body, command=AddProductImage):
     url: Annotated[
         str,
         wire.pattern(URL_PATTERN, max_length=500, description="an absolute http or https URL"),
@@ -142,18 +142,18 @@ class NewImage(Body):
     is_primary: bool = False
 
 
-class NewCategory(Body):
+class NewCategory(Body, command=CreateCategory):
     name: CategoryName
     parent_category_id: CategoryReference | None = None
     attributes: Attributes | None = None
 
 
-class CategoryChange(Body):
+class CategoryChange(Body, command=UpdateCategory):
     name: CategoryName | UnsetType = UNSET
     attributes: Attributes | UnsetType = UNSET
 
 
-class Reorder(Body):
+class Reorder(Body, command=ReorderCategory):
     # Read as JSON Schema reads an integer (3.0 is 3); the domain check refuses every other value.
     new_display_order: Annotated[
         msgspec.Raw,
@@ -202,27 +202,18 @@ Cursor = Annotated[
 ]
 
 
-async def _run(
-    commands: Commands,
-    command_type: type[ProductCommand] | type[CategoryCommand],
-    aggregate_id: str,
-    expected_version: int | tuple[int, ...] | None,
-    **changes: object,
-) -> Response[Accepted]:
-    """Every command on an existing product or category: its id from the path, `If-Match` as expected
-    version; a seller's product commands carry its id, so that only its own products change."""
-    if issubclass(command_type, ProductCommand):
-        command: Any = command_type(
-            product_id=_product_id(aggregate_id),
-            expected_version=expected_version,
-            acting_seller_id=principal_of(commands.request).acting_as(Role.SELLER),
-            **changes,
-        )
-    else:
-        command = command_type(
-            category_id=_category_id(aggregate_id), expected_version=expected_version, **changes
-        )
-    return accepted(await commands.run(command))
+def _product(commands: Commands, product_id: str) -> dict[str, str | None]:
+    """The product a command addresses: its id from the path; a seller's commands carry its id, so
+    that only its own products change."""
+    return {
+        "product_id": _product_id(product_id),
+        "acting_seller_id": principal_of(commands.request).acting_as(Role.SELLER),
+    }
+
+
+def _category(category_id: str) -> dict[str, str]:
+    """The category a command addresses: its id from the path."""
+    return {"category_id": _category_id(category_id)}
 
 
 def _uuid_filter(field: str, value: str | None) -> str | None:
@@ -257,12 +248,11 @@ class ProductController(Controller):
     ) -> Response[ProductCreated]:  # type: ignore[valid-type]
         """A Draft product. `sku` is unique (409); `category_id` must name an existing (422), active (409) category.
         A seller lists as itself: `seller_id` defaults to its token's `sub`, and any other is refused (403)."""
-        listing = fields(data)
         if (seller := principal_of(request).acting_as(Role.SELLER)) is not None:
-            if listing["seller_id"] not in (None, seller):
+            if data.seller_id not in (None, seller):
                 raise Forbidden("a seller lists products only under its own seller_id")
-            listing["seller_id"] = seller
-        outcome = await commands.run(CreateProduct(product_id=str(uuid.uuid4()), **listing))
+            data = msgspec.structs.replace(data, seller_id=seller)
+        outcome = await commands.run(command_from(CreateProduct, data, product_id=str(uuid.uuid4())))
         body = ProductCreated(product_id=outcome.aggregate_id, version=outcome.version)
         return created(body, f"/products/{outcome.aggregate_id}", outcome.version)
 
@@ -282,12 +272,8 @@ class ProductController(Controller):
         data: JSONBody[ProductChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `null` clears an optional one."""
-        return await _run(
-            commands,
-            UpdateProductDetails,
-            product_id,
-            expected_version,
-            **fields(data),
+        return await change(
+            commands, UpdateProductDetails, _product(commands, product_id), expected_version, data
         )
 
     @post(
@@ -306,17 +292,16 @@ class ProductController(Controller):
         data: JSONBody[NewVariant],
     ) -> Response[VariantCreated]:  # type: ignore[valid-type]
         """`variant_sku` is unique across all products (409); all variants of a product share one currency (409)."""
-        pid = _product_id(product_id)
-        command = AddVariant(
-            product_id=pid,
+        command = command_from(
+            AddVariant,
+            data,
             variant_id=str(uuid.uuid4()),
             expected_version=expected_version,
-            acting_seller_id=principal_of(commands.request).acting_as(Role.SELLER),
-            **fields(data),
+            **_product(commands, product_id),
         )
         outcome = await commands.run(command)
         body = VariantCreated(variant_id=outcome.created_id, version=outcome.version)
-        return created(body, f"/products/{pid}", outcome.version)
+        return created(body, f"/products/{command.product_id}", outcome.version)
 
     @put(
         "/{product_id:str}/variants/{variant_id:str}/price",
@@ -335,13 +320,13 @@ class ProductController(Controller):
         data: JSONBody[PriceChange],
     ) -> Response[Accepted]:
         """Tier prices are kept: a base price that would not stay above each of them is refused (409)."""
-        return await _run(
+        return await change(
             commands,
             ChangeVariantPrice,
-            product_id,
+            _product(commands, product_id),
             expected_version,
+            data,
             variant_id=variant_id,
-            **fields(data),
         )
 
     @put(
@@ -361,13 +346,13 @@ class ProductController(Controller):
         data: JSONBody[TierPriceChange],
     ) -> Response[Accepted]:
         """The price must be above 0 and below the variant's base price (409)."""
-        return await _run(
+        return await change(
             commands,
             SetTierPrice,
-            product_id,
+            _product(commands, product_id),
             expected_version,
+            data,
             variant_id=variant_id,
-            **fields(data),
         )
 
     @post(
@@ -386,17 +371,16 @@ class ProductController(Controller):
         data: JSONBody[NewImage],
     ) -> Response[ImageCreated]:  # type: ignore[valid-type]
         """At most 10 images; the first, or one sent with `is_primary`, becomes the primary image."""
-        pid = _product_id(product_id)
-        command = AddProductImage(
-            product_id=pid,
+        command = command_from(
+            AddProductImage,
+            data,
             image_id=str(uuid.uuid4()),
             expected_version=expected_version,
-            acting_seller_id=principal_of(commands.request).acting_as(Role.SELLER),
-            **fields(data),
+            **_product(commands, product_id),
         )
         outcome = await commands.run(command)
         body = ImageCreated(image_id=outcome.created_id, version=outcome.version)
-        return created(body, f"/products/{pid}", outcome.version)
+        return created(body, f"/products/{command.product_id}", outcome.version)
 
     @delete(
         "/{product_id:str}/images/{image_id:str}",
@@ -415,12 +399,8 @@ class ProductController(Controller):
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Removing the primary image makes the first remaining one primary."""
-        return await _run(
-            commands,
-            RemoveProductImage,
-            product_id,
-            expected_version,
-            image_id=image_id,
+        return await change(
+            commands, RemoveProductImage, _product(commands, product_id), expected_version, image_id=image_id
         )
 
     @put(
@@ -438,12 +418,7 @@ class ProductController(Controller):
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Draft → Active; needs at least one variant (409)."""
-        return await _run(
-            commands,
-            ActivateProduct,
-            product_id,
-            expected_version,
-        )
+        return await change(commands, ActivateProduct, _product(commands, product_id), expected_version)
 
     @put(
         "/{product_id:str}/discontinue",
@@ -460,12 +435,7 @@ class ProductController(Controller):
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Active → Discontinued."""
-        return await _run(
-            commands,
-            DiscontinueProduct,
-            product_id,
-            expected_version,
-        )
+        return await change(commands, DiscontinueProduct, _product(commands, product_id), expected_version)
 
     @put(
         "/{product_id:str}/archive",
@@ -482,12 +452,7 @@ class ProductController(Controller):
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Discontinued → Archived; an archived product refuses every further command (409)."""
-        return await _run(
-            commands,
-            ArchiveProduct,
-            product_id,
-            expected_version,
-        )
+        return await change(commands, ArchiveProduct, _product(commands, product_id), expected_version)
 
     @get("/", operation_id="listProducts", responses=PROBLEMS, summary="Product cards")
     async def list_cards(
@@ -565,7 +530,7 @@ class CategoryController(Controller):
     )
     async def create(self, commands: CommandRunner, data: JSONBody[NewCategory]) -> Response[CategoryCreated]:  # type: ignore[valid-type]
         """A root, or a child of an existing (422) and active (409) parent, at most at level 4 (409)."""
-        outcome = await commands.run(CreateCategory(category_id=str(uuid.uuid4()), **fields(data)))
+        outcome = await commands.run(command_from(CreateCategory, data, category_id=str(uuid.uuid4())))
         body = CategoryCreated(category_id=outcome.aggregate_id, version=outcome.version)
         return created(body, f"/categories/{outcome.aggregate_id}", outcome.version)
 
@@ -585,7 +550,7 @@ class CategoryController(Controller):
         data: JSONBody[CategoryChange],
     ) -> Response[Accepted]:
         """A new name shows in the breadcrumb of every descendant."""
-        return await _run(commands, UpdateCategory, category_id, expected_version, **fields(data))
+        return await change(commands, UpdateCategory, _category(category_id), expected_version, data)
 
     @put(
         "/{category_id:str}/reorder",
@@ -603,10 +568,10 @@ class CategoryController(Controller):
         data: JSONBody[Reorder],
     ) -> Response[Accepted]:
         """Siblings are listed by `display_order`, then by name."""
-        return await _run(
+        return await change(
             commands,
             ReorderCategory,
-            category_id,
+            _category(category_id),
             expected_version,
             new_display_order=wire.whole_number(data.new_display_order),
         )
@@ -623,7 +588,7 @@ class CategoryController(Controller):
         self, commands: CommandRunner, category_id: CategoryId, expected_version: ExpectedVersion
     ) -> Response[Accepted]:
         """Nothing new can be filed in an inactive category; deactivating one twice is 409."""
-        return await _run(commands, DeactivateCategory, category_id, expected_version)
+        return await change(commands, DeactivateCategory, _category(category_id), expected_version)
 
     @get("/", operation_id="getCategoryTree", responses=PROBLEMS, summary="The category tree")
     async def tree(

@@ -50,8 +50,3 @@ def command_from(command_type: type[C], body: Body | None = None, **values: Any)
     if type(body).command is not command_type:
         raise TypeError(f"body {type(body).__name__} does not feed {command_type.__name__}")
     return command_type(**values, **{f: getattr(body, f) for f in body.__struct_fields__})
-
-
-def fields(body: msgspec.Struct) -> dict[str, Any]:
-    """A body's fields by name, to pass on to the command of the same shape."""
-    return {f: getattr(body, f) for f in body.__struct_fields__}

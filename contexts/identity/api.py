@@ -14,14 +14,14 @@ from msgspec import UNSET, Meta, UnsetType
 from bus.errors import Invalid, NotFound
 from contexts.edge import wire
 from contexts.edge.access import BEARER, GUARDED, Principal, Role, allow, principal_of
-from contexts.edge.bodies import Body, fields
+from contexts.edge.bodies import Body, command_from
+from contexts.edge.changes import change
 from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool, command_dependencies
 from contexts.edge.paths import path_id
-from contexts.edge.responses import Accepted, accepted, created, found
+from contexts.edge.responses import Accepted, created, found
 from contexts.identity import queries
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
 from contexts.identity.addresses import AddAddress, RemoveAddress, SetDefaultAddress, UpdateAddress
-from contexts.identity.commands import CustomerCommand
 from contexts.identity.errors import NotYourAccount
 from contexts.identity.profile import UpdateProfile
 from contexts.identity.registration import RegisterCustomer
@@ -53,7 +53,7 @@ _GEO_CLEARED = {
 _GEO_OMITTED = {"not": {"anyOf": [{"required": ["geo_lat"]}, {"required": ["geo_lng"]}]}}
 
 
-class Registration(Body):
+class Registration(Body, command=RegisterCustomer):
     external_id: Annotated[  # not blank, kept exactly as given
         str,
         wire.pattern(rf"^[^\x00]*[^{wire.WS}\x00][^\x00]*$", max_length=255),
@@ -68,14 +68,14 @@ class Registration(Body):
     date_of_birth: BirthDate | None = None
 
 
-class ProfileChange(Body):
+class ProfileChange(Body, command=UpdateProfile):
     first_name: Name | UnsetType = UNSET
     last_name: Name | UnsetType = UNSET
     phone: Phone | UnsetType | None = UNSET
     date_of_birth: BirthDate | UnsetType | None = UNSET
 
 
-class NewAddress(Body):
+class NewAddress(Body, command=AddAddress):
     schema_extra: ClassVar[dict[str, Any]] = {
         "anyOf": [_GEO_BOTH, {"properties": _GEO_CLEARED["properties"]}],
         "description": "geo_lat and geo_lng go together",
@@ -92,7 +92,7 @@ class NewAddress(Body):
     geo_lng: Longitude | None = None
 
 
-class AddressChange(Body):
+class AddressChange(Body, command=UpdateAddress):
     schema_extra: ClassVar[dict[str, Any]] = {
         "anyOf": [_GEO_BOTH, _GEO_CLEARED, _GEO_OMITTED],
         "description": "geo_lat and geo_lng change together",
@@ -109,11 +109,11 @@ class AddressChange(Body):
     geo_lng: Longitude | UnsetType | None = UNSET
 
 
-class Suspension(Body):
+class Suspension(Body, command=SuspendAccount):
     reason: Annotated[str, wire.text(500), Meta(examples=["chargeback under review"])]
 
 
-class TierChange(Body):
+class TierChange(Body, command=UpgradeTier):
     new_tier: Annotated[
         str, wire.one_of(Tier), Meta(examples=["Gold"], description="only upwards: same or lower is 409")
     ]
@@ -160,23 +160,14 @@ async def _readable(pool: ReadPool, caller: Principal, customer_id: str) -> str:
     return cid
 
 
-async def _change(
-    commands: CommandRunner,
-    caller: Principal,
-    command_type: type[CustomerCommand],
-    customer_id: str,
-    expected_version: ExpectedVersion,
-    **changes: object,
-) -> Response[Accepted]:
-    """Every command on an existing customer: its id from the path, `If-Match` as the expected version;
-    a customer's commands carry its external id, so that it changes only itself."""
-    command = command_type(
-        customer_id=_addressed(caller, customer_id),
-        expected_version=expected_version,
-        acting_external_id=caller.acting_as(Role.CUSTOMER),
-        **changes,
-    )
-    return accepted(await commands.run(command))
+def _customer(request: Request[Any, Any, Any], customer_id: str) -> dict[str, str | None]:
+    """The customer a command addresses: its id from the path; a customer's commands carry its
+    external id, so that it changes only itself."""
+    caller = principal_of(request)
+    return {
+        "customer_id": _addressed(caller, customer_id),
+        "acting_external_id": caller.acting_as(Role.CUSTOMER),
+    }
 
 
 class CustomerController(Controller):
@@ -199,7 +190,7 @@ class CustomerController(Controller):
         registers only itself: `external_id` must be its token's `sub` (403)."""
         if principal_of(request).acting_as(Role.CUSTOMER) not in (None, data.external_id):
             raise NotYourAccount()
-        outcome = await commands.run(RegisterCustomer(customer_id=str(uuid.uuid4()), **fields(data)))
+        outcome = await commands.run(command_from(RegisterCustomer, data, customer_id=str(uuid.uuid4())))
         body = CustomerCreated(customer_id=outcome.aggregate_id, version=outcome.version)
         return created(body, f"/customers/{outcome.aggregate_id}", outcome.version)
 
@@ -220,9 +211,7 @@ class CustomerController(Controller):
         data: JSONBody[ProfileChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
-        return await _change(
-            commands, principal_of(request), UpdateProfile, customer_id, expected_version, **fields(data)
-        )
+        return await change(commands, UpdateProfile, _customer(request, customer_id), expected_version, data)
 
     @post(
         "/{customer_id:str}/addresses",
@@ -241,17 +230,17 @@ class CustomerController(Controller):
         data: JSONBody[NewAddress],
     ) -> Response[AddressCreated]:
         """At most 10 addresses; the first, or one sent with `is_default`, becomes the default."""
-        cid = _addressed(principal_of(request), customer_id)
-        command = AddAddress(
-            customer_id=cid,
+        command = command_from(
+            AddAddress,
+            data,
             address_id=str(uuid.uuid4()),
             expected_version=expected_version,
-            acting_external_id=principal_of(request).acting_as(Role.CUSTOMER),
-            **fields(data),
+            **_customer(request, customer_id),
         )
         outcome = await commands.run(command)
         body = AddressCreated(address_id=outcome.created_id or "", version=outcome.version)
-        return created(body, f"/customers/{cid}/addresses/{outcome.created_id}", outcome.version)
+        location = f"/customers/{command.customer_id}/addresses/{outcome.created_id}"
+        return created(body, location, outcome.version)
 
     @put(
         "/{customer_id:str}/addresses/{address_id:str}",
@@ -271,14 +260,13 @@ class CustomerController(Controller):
         data: JSONBody[AddressChange],
     ) -> Response[Accepted]:
         """Omitted fields stay as they are; `is_default: true` moves the default here."""
-        return await _change(
+        return await change(
             commands,
-            principal_of(request),
             UpdateAddress,
-            customer_id,
+            _customer(request, customer_id),
             expected_version,
+            data,
             address_id=address_id,
-            **fields(data),
         )
 
     @delete(
@@ -299,13 +287,8 @@ class CustomerController(Controller):
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """The last address cannot be removed (409); removing the default promotes the first remaining one."""
-        return await _change(
-            commands,
-            principal_of(request),
-            RemoveAddress,
-            customer_id,
-            expected_version,
-            address_id=address_id,
+        return await change(
+            commands, RemoveAddress, _customer(request, customer_id), expected_version, address_id=address_id
         )
 
     @put(
@@ -324,11 +307,10 @@ class CustomerController(Controller):
         address_id: AddressId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
-        return await _change(
+        return await change(
             commands,
-            principal_of(request),
             SetDefaultAddress,
-            customer_id,
+            _customer(request, customer_id),
             expected_version,
             address_id=address_id,
         )
@@ -350,9 +332,7 @@ class CustomerController(Controller):
         data: JSONBody[Suspension],
     ) -> Response[Accepted]:
         """Only an Active account can be suspended (409 otherwise)."""
-        return await _change(
-            commands, principal_of(request), SuspendAccount, customer_id, expected_version, reason=data.reason
-        )
+        return await change(commands, SuspendAccount, _customer(request, customer_id), expected_version, data)
 
     @put(
         "/{customer_id:str}/reactivate",
@@ -370,9 +350,7 @@ class CustomerController(Controller):
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Only a Suspended account can be reactivated (409 otherwise)."""
-        return await _change(
-            commands, principal_of(request), ReactivateAccount, customer_id, expected_version
-        )
+        return await change(commands, ReactivateAccount, _customer(request, customer_id), expected_version)
 
     @put(
         "/{customer_id:str}/close",
@@ -390,7 +368,7 @@ class CustomerController(Controller):
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
         """Closed is terminal: every later command on the customer answers 409."""
-        return await _change(commands, principal_of(request), CloseAccount, customer_id, expected_version)
+        return await change(commands, CloseAccount, _customer(request, customer_id), expected_version)
 
     @put(
         "/{customer_id:str}/tier",
@@ -409,14 +387,7 @@ class CustomerController(Controller):
         data: JSONBody[TierChange],
     ) -> Response[Accepted]:
         """Tiers only move up (Standard < Silver < Gold < Platinum): same or lower is 409, unknown 422."""
-        return await _change(
-            commands,
-            principal_of(request),
-            UpgradeTier,
-            customer_id,
-            expected_version,
-            new_tier=data.new_tier,
-        )
+        return await change(commands, UpgradeTier, _customer(request, customer_id), expected_version, data)
 
     @get(
         "/segments",
