@@ -24,6 +24,7 @@ class _FeedsCommand(msgspec.StructMeta):
         **options: Any,
     ) -> _FeedsCommand:
         body = super().__new__(mcls, name, bases, namespace, **options)
+        command = command or getattr(body, "command", None)  # a derived body feeds its base's command
         if command is not None:
             for field in body.__struct_fields__:
                 if field not in command.__struct_fields__:

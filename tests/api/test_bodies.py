@@ -21,6 +21,14 @@ class TestBodyFeedsCommand:
 
         assert str(refused.value) == "body NicknameChange feeds UpdateProfile, which has no field 'nickname'"
 
+    def test_a_body_derived_from_one_that_feeds_a_command_is_checked_against_it_too(self) -> None:
+        with pytest.raises(
+            TypeError, match="body WithNickname feeds UpdateProfile, which has no field 'nickname'"
+        ):
+
+            class WithNickname(ProfileChange):
+                nickname: str
+
     def test_the_body_fields_fill_the_command_beside_the_given_values(self) -> None:
         command = command_from(
             UpdateProfile, ProfileChange(first_name="Ada"), customer_id="c-1", expected_version=3
