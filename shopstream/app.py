@@ -20,8 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bus.bus import Bus
 from bus.module import ContextModule
-from contexts.access import SECURITY_SCHEMES, caller
-from contexts.http import StrictBodies
+from contexts.edge.access import SECURITY_SCHEMES, caller
+from contexts.edge.decoding import StrictBodies
 from observability.exposition import registry, server_process
 from observability.http import HttpMetrics
 from observability.http_tracing import http_server_plugins

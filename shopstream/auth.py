@@ -1,4 +1,4 @@
-"""Bearer tokens: verified once per request into the `Principal` the routes see (contexts/access.py).
+"""Bearer tokens: verified once per request into the `Principal` the routes see (contexts/edge/access.py).
 
 The accepted algorithm follows from the configured key, never from the token: HS256 with
 `SHOPSTREAM_JWT_SECRET`, or RS256/ES256 with the public keys of `SHOPSTREAM_JWT_JWKS` (chosen by the
@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from contexts.access import EVERYONE, Principal, Role
+from contexts.edge.access import EVERYONE, Principal, Role
 from shopstream.settings import ConfigurationError, Settings
 
 _REQUIRED = ["exp", "iss", "aud", "sub"]

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from bus.deadletters import DeadLetter
 from bus.errors import Forbidden, Refusal
 from bus.monitor import OutboxBacklog, StreamState
-from contexts.access import BEARER, GUARDED, Caller, Principal, Role, Unauthenticated, unauthenticated
+from contexts.edge.access import BEARER, GUARDED, Caller, Principal, Role, Unauthenticated, unauthenticated
 from shopstream.monitor import Monitor
 
 T = TypeVar("T")

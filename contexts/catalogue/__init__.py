@@ -4,7 +4,10 @@ from importlib.resources import files
 
 from bus.module import ContextModule
 from contexts.catalogue import categories, details, gallery, lifecycle, listing, pricing
-from contexts.catalogue.api import CategoryController, ProductController, SellerController
+from contexts.catalogue.api.categories import CategoryController
+from contexts.catalogue.api.images import ImageController
+from contexts.catalogue.api.products import ProductController, SellerController
+from contexts.catalogue.api.variants import VariantController
 from contexts.catalogue.projections import PROJECTIONS
 
 module = ContextModule(
@@ -27,5 +30,11 @@ module = ContextModule(
         categories.DeactivateCategory: categories.deactivate_category,
     },
     projections=PROJECTIONS,
-    route_handlers=[ProductController, SellerController, CategoryController],
+    route_handlers=[
+        ProductController,
+        VariantController,
+        ImageController,
+        SellerController,
+        CategoryController,
+    ],
 )

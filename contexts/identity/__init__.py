@@ -4,7 +4,8 @@ from importlib.resources import files
 
 from bus.module import ContextModule
 from contexts.identity import account, addresses, profile, registration, tier
-from contexts.identity.api import CustomerController
+from contexts.identity.api.addresses import AddressBookController
+from contexts.identity.api.customers import CustomerController
 from contexts.identity.projections import PROJECTIONS
 
 module = ContextModule(
@@ -23,5 +24,5 @@ module = ContextModule(
         tier.UpgradeTier: tier.upgrade_tier,
     },
     projections=PROJECTIONS,
-    route_handlers=[CustomerController],
+    route_handlers=[CustomerController, AddressBookController],
 )

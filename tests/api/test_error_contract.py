@@ -9,7 +9,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.testing import AsyncTestClient
 
 from bus.errors import Conflict, NotFound
-from contexts.http import Body
+from contexts.edge.bodies import Body
 from shopstream.app import create_app
 from tests.problems import assert_problem
 

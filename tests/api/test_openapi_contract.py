@@ -7,7 +7,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from contexts.catalogue.values import URL_PATTERN
-from contexts.http import matching_versions
+from contexts.edge.conditional import matching_versions
 from shopstream.app import create_app
 
 pytestmark = pytest.mark.anyio

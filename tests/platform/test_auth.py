@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from contexts.access import EVERYONE, Role
+from contexts.edge.access import EVERYONE, Role
 from shopstream.auth import (
     Authenticator,
     Keys,

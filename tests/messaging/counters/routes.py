@@ -8,7 +8,9 @@ from typing import Any
 from litestar import Response, post, put
 from litestar.params import FromPath, JSONBody
 
-from contexts.http import Body, CommandRunner, ExpectedVersion, accepted, command_dependencies, created
+from contexts.edge.bodies import Body
+from contexts.edge.dependencies import CommandRunner, ExpectedVersion, command_dependencies
+from contexts.edge.responses import accepted, created
 from tests.messaging.counters.model import Increment, OpenCounter
 
 

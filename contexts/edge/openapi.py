@@ -29,7 +29,7 @@ def _inline(value: Any, definitions: dict[str, Any]) -> Any:
         if "$ref" in value:
             return _inline(definitions[value["$ref"]], definitions)
         if "anyOf" in value and value.get("format") == "decimal":
-            # msgspec states a Decimal as a string; an `anyOf` given for it (contexts/wire.py) says more
+            # msgspec states a Decimal as a string; an `anyOf` given for it (contexts/edge/wire.py) says more
             value = {k: v for k, v in value.items() if k not in ("type", "format")}
         return {k: _inline(v, definitions) for k, v in value.items()}
     if isinstance(value, list):

@@ -11,11 +11,10 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import SecurityScheme
 
 from bus.errors import Forbidden, Refusal
-from contexts.http import PROBLEMS, ProblemDetails
+from contexts.edge.problems import PROBLEMS, problem
 
 REALM = "shopstream"
 SCHEME = "BearerToken"
@@ -110,17 +109,8 @@ def allow(*roles: Role) -> Any:
     return guard
 
 
-def _problem(description: str) -> ResponseSpec:
-    return ResponseSpec(
-        data_container=ProblemDetails,
-        description=description,
-        media_type="application/problem+json",
-        generate_examples=False,
-    )
-
-
 # The `responses` of a route that needs a token.
 GUARDED = PROBLEMS | {
-    401: _problem("No bearer token, or one that is malformed, expired, or not for this service."),
-    403: _problem("The token's role may not do this, or what the path names is not the caller's own."),
+    401: problem("No bearer token, or one that is malformed, expired, or not for this service."),
+    403: problem("The token's role may not do this, or what the path names is not the caller's own."),
 }

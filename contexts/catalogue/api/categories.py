@@ -1,0 +1,118 @@
+"""Category routes: create, rename, reorder and deactivate a category; the tree and one node."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, Response, get, post, put
+from litestar.params import JSONBody, QueryParameter
+
+from contexts.catalogue import queries
+from contexts.catalogue.api import CategoryChange, CategoryCreated, NewCategory, Reorder
+from contexts.catalogue.api.parameters import ADMINS, CategoryId, category_target, parse_category_id
+from contexts.catalogue.categories import CreateCategory, DeactivateCategory, ReorderCategory, UpdateCategory
+from contexts.edge import wire
+from contexts.edge.access import BEARER, GUARDED
+from contexts.edge.bodies import command_from
+from contexts.edge.changes import change
+from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool, command_dependencies
+from contexts.edge.problems import PROBLEMS
+from contexts.edge.responses import Accepted, created, found
+
+
+class CategoryController(Controller):
+    path = "/categories"
+    tags = ["catalogue"]
+    dependencies = command_dependencies("catalogue")
+
+    @post(
+        "/",
+        operation_id="createCategory",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Create a category",
+    )
+    async def create(self, commands: CommandRunner, data: JSONBody[NewCategory]) -> Response[CategoryCreated]:  # type: ignore[valid-type]
+        """A root, or a child of an existing (422) and active (409) parent, at most at level 4 (409)."""
+        outcome = await commands.run(command_from(CreateCategory, data, category_id=str(uuid.uuid4())))
+        body = CategoryCreated(category_id=outcome.aggregate_id, version=outcome.version)
+        return created(body, f"/categories/{outcome.aggregate_id}", outcome.version)
+
+    @put(
+        "/{category_id:str}",
+        operation_id="updateCategory",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Rename or change attributes",
+    )
+    async def update(
+        self,
+        commands: CommandRunner,
+        category_id: CategoryId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[CategoryChange],
+    ) -> Response[Accepted]:
+        """A new name shows in the breadcrumb of every descendant."""
+        return await change(commands, UpdateCategory, category_target(category_id), expected_version, data)
+
+    @put(
+        "/{category_id:str}/reorder",
+        operation_id="reorderCategory",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Move among siblings",
+    )
+    async def reorder(
+        self,
+        commands: CommandRunner,
+        category_id: CategoryId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[Reorder],
+    ) -> Response[Accepted]:
+        """Siblings are listed by `display_order`, then by name."""
+        return await change(
+            commands,
+            ReorderCategory,
+            category_target(category_id),
+            expected_version,
+            new_display_order=wire.whole_number(data.new_display_order),
+        )
+
+    @put(
+        "/{category_id:str}/deactivate",
+        operation_id="deactivateCategory",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Deactivate",
+    )
+    async def deactivate(
+        self, commands: CommandRunner, category_id: CategoryId, expected_version: ExpectedVersion
+    ) -> Response[Accepted]:
+        """Nothing new can be filed in an inactive category; deactivating one twice is 409."""
+        return await change(commands, DeactivateCategory, category_target(category_id), expected_version)
+
+    @get("/", operation_id="getCategoryTree", responses=PROBLEMS, summary="The category tree")
+    async def tree(
+        self,
+        pool: ReadPool,
+        include_inactive: Annotated[bool, QueryParameter(description="also inactive categories")] = False,
+    ) -> queries.CategoryTree:
+        """Children nested, ordered by `display_order` then `name`; an inactive category hides its subtree."""
+        return await queries.get_category_tree(pool, include_inactive=include_inactive)
+
+    @get(
+        "/{category_id:str}",
+        operation_id="getCategory",
+        responses=PROBLEMS,
+        summary="A category with breadcrumb",
+    )
+    async def node(self, pool: ReadPool, category_id: CategoryId) -> Response[queries.CategoryNode]:
+        """`breadcrumb` holds the names from the root down to this category; `product_count` the products filed here."""
+        return found(
+            await queries.get_category(pool, parse_category_id(category_id)), "category", category_id
+        )

@@ -1,0 +1,205 @@
+"""Customer routes: registration, profile, account lifecycle, tiers, and the customer card and segments."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post, put
+from litestar.params import JSONBody, QueryParameter
+
+from bus.errors import Invalid
+from contexts.edge.access import BEARER, GUARDED, Role, principal_of
+from contexts.edge.bodies import command_from
+from contexts.edge.changes import change
+from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool, command_dependencies
+from contexts.edge.responses import Accepted, created, found
+from contexts.identity import queries
+from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
+from contexts.identity.api import CustomerCreated, ProfileChange, Registration, Suspension, TierChange
+from contexts.identity.api.parameters import ADMINS, CUSTOMERS, CustomerId, customer_target, readable_id
+from contexts.identity.errors import NotYourAccount
+from contexts.identity.profile import UpdateProfile
+from contexts.identity.registration import RegisterCustomer
+from contexts.identity.tier import UpgradeTier
+
+_EITHER = "give exactly one of `email` and `external_id` (else 422)"
+
+
+class CustomerController(Controller):
+    path = "/customers"
+    tags = ["identity"]
+    dependencies = command_dependencies("identity")
+
+    @post(
+        "/",
+        operation_id="registerCustomer",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="Register a customer",
+    )
+    async def register(
+        self, commands: CommandRunner, request: Request[Any, Any, Any], data: JSONBody[Registration]
+    ) -> Response[CustomerCreated]:
+        """Open an account; `external_id` and `email` (case-insensitively) must be unique (409). A customer
+        registers only itself: `external_id` must be its token's `sub` (403)."""
+        if principal_of(request).acting_as(Role.CUSTOMER) not in (None, data.external_id):
+            raise NotYourAccount()
+        outcome = await commands.run(command_from(RegisterCustomer, data, customer_id=str(uuid.uuid4())))
+        body = CustomerCreated(customer_id=outcome.aggregate_id, version=outcome.version)
+        return created(body, f"/customers/{outcome.aggregate_id}", outcome.version)
+
+    @put(
+        "/{customer_id:str}/profile",
+        operation_id="updateProfile",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="Update the profile",
+    )
+    async def update_profile(
+        self,
+        commands: CommandRunner,
+        request: Request[Any, Any, Any],
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[ProfileChange],
+    ) -> Response[Accepted]:
+        """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
+        return await change(
+            commands, UpdateProfile, customer_target(request, customer_id), expected_version, data
+        )
+
+    @put(
+        "/{customer_id:str}/suspend",
+        operation_id="suspendAccount",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Suspend the account",
+    )
+    async def suspend(
+        self,
+        commands: CommandRunner,
+        request: Request[Any, Any, Any],
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[Suspension],
+    ) -> Response[Accepted]:
+        """Only an Active account can be suspended (409 otherwise)."""
+        return await change(
+            commands, SuspendAccount, customer_target(request, customer_id), expected_version, data
+        )
+
+    @put(
+        "/{customer_id:str}/reactivate",
+        operation_id="reactivateAccount",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Reactivate the account",
+    )
+    async def reactivate(
+        self,
+        commands: CommandRunner,
+        request: Request[Any, Any, Any],
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+    ) -> Response[Accepted]:
+        """Only a Suspended account can be reactivated (409 otherwise)."""
+        return await change(
+            commands, ReactivateAccount, customer_target(request, customer_id), expected_version
+        )
+
+    @put(
+        "/{customer_id:str}/close",
+        operation_id="closeAccount",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="Close the account",
+    )
+    async def close(
+        self,
+        commands: CommandRunner,
+        request: Request[Any, Any, Any],
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+    ) -> Response[Accepted]:
+        """Closed is terminal: every later command on the customer answers 409."""
+        return await change(commands, CloseAccount, customer_target(request, customer_id), expected_version)
+
+    @put(
+        "/{customer_id:str}/tier",
+        operation_id="upgradeTier",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Upgrade the loyalty tier",
+    )
+    async def upgrade_tier(
+        self,
+        commands: CommandRunner,
+        request: Request[Any, Any, Any],
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[TierChange],
+    ) -> Response[Accepted]:
+        """Tiers only move up (Standard < Silver < Gold < Platinum): same or lower is 409, unknown 422."""
+        return await change(
+            commands, UpgradeTier, customer_target(request, customer_id), expected_version, data
+        )
+
+    @get(
+        "/segments",
+        operation_id="getSegments",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Customer counts by tier and status",
+    )
+    async def segments(self, pool: ReadPool) -> queries.SegmentCounts:
+        return await queries.get_segments(pool)
+
+    @get(
+        "/",
+        operation_id="findCustomer",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="Find a customer by e-mail or external id",
+    )
+    async def find(
+        self,
+        pool: ReadPool,
+        request: Request[Any, Any, Any],
+        email: Annotated[str | None, QueryParameter(description=f"case-insensitive; {_EITHER}")] = None,
+        external_id: Annotated[str | None, QueryParameter(description=_EITHER)] = None,
+    ) -> Response[queries.CustomerCard]:
+        """Exactly one of `email` and `external_id`; 404 when nobody matches."""
+        if (email is None) == (external_id is None):
+            raise Invalid("email", "give exactly one of `email` and `external_id`")
+        own = principal_of(request).acting_as(Role.CUSTOMER)
+        if own is not None and external_id not in (None, own):
+            raise NotYourAccount()
+        if own is not None and email is not None and not await queries.is_own(pool, own, email=email):
+            raise NotYourAccount()
+        card = await queries.get_customer_card_by(pool, email=email, external_id=external_id)
+        return found(card, "customer")
+
+    @get(
+        "/{customer_id:str}",
+        operation_id="getCustomer",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="The customer card",
+    )
+    async def card(
+        self, pool: ReadPool, request: Request[Any, Any, Any], customer_id: CustomerId
+    ) -> Response[queries.CustomerCard]:
+        card = await queries.get_customer_card(
+            pool, await readable_id(pool, principal_of(request), customer_id)
+        )
+        return found(card, "customer", customer_id)
