@@ -6,11 +6,11 @@ import hashlib
 import logging
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter
 
+from bus import idempotency
 from bus.bus import Bus
 from bus.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from bus.messages import Command
@@ -49,7 +49,7 @@ class Commands:
             who + b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), body)
         ).hexdigest()
         pool = self.bus.route_of(type(command)).pool
-        if (known := await _recall(pool, key, fingerprint)) is not None:
+        if (known := await idempotency.recall(pool, key, fingerprint)) is not None:
             return known
         meta = Meta(
             correlation_id=correlation_id.get(),
@@ -60,7 +60,7 @@ class Commands:
         try:
             return await self.bus.execute(command, meta)  # type: ignore[no-any-return]
         except IdempotencyKeyInFlight:
-            if (known := await _recall(pool, key, fingerprint)) is not None:
+            if (known := await idempotency.recall(pool, key, fingerprint)) is not None:
                 return known
             raise
 
@@ -78,17 +78,3 @@ def provide_commands(
     ] = None,
 ) -> Commands:
     return Commands(bus, request, idempotency_key)
-
-
-_RECALL = "SELECT fingerprint, outcome::text FROM bus.idempotency_keys WHERE key = $1"
-_outcome_decoder = msgspec.json.Decoder(Outcome)
-
-
-async def _recall(pool: Any, key: str, fingerprint: str) -> Outcome | None:
-    """The outcome recorded under `key`, if any; the key used with another request is refused (422)."""
-    row = await pool.fetchrow(_RECALL, key)
-    if row is None:
-        return None
-    if row["fingerprint"] != fingerprint:
-        raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
-    return _outcome_decoder.decode(row["outcome"])

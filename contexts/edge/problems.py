@@ -37,7 +37,7 @@ def problem(description: str) -> ResponseSpec:
 # The `responses` of every route.
 PROBLEMS = {
     400: problem("The body is not JSON, or not a JSON object."),
-    404: problem("The customer, product, category or sub-entity in the path does not exist."),
+    404: problem("The resource (an aggregate or one of its parts) in the path does not exist."),
     409: problem(
         "Valid, but in conflict with the current state (uniqueness, transitions, state-dependent limits)."
     ),

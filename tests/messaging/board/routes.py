@@ -9,7 +9,9 @@ import msgspec
 from litestar import Response, get, post
 from litestar.params import FromPath, JSONBody
 
-from contexts.http import Body, CommandRunner, ReadPool, command_dependencies, created, found
+from contexts.edge.bodies import Body
+from contexts.edge.dependencies import CommandRunner, ReadPool, command_dependencies
+from contexts.edge.responses import created, found
 from tests.messaging.board.notes import PinNote
 
 
