@@ -1,5 +1,5 @@
-"""Helpers of the HTTP tests: the app with its workers in the test client's loop, a database connection
-of the test's own loop, and polls for eventually consistent reads."""
+"""The HTTP tests' means: the app with its workers in the test client's loop, a database connection of
+the test's own loop, polls for eventually consistent reads, and the events an aggregate's outbox holds."""
 
 from __future__ import annotations
 
@@ -54,3 +54,24 @@ async def eventually(
 ) -> httpx.Response:
     """Poll a read until it reflects at least `version` of its aggregate."""
     return await until(client, path, lambda body: body["version"] >= version, timeout)
+
+
+async def events_of(db: asyncpg.Connection, context: str, aggregate_id: str) -> list[str]:
+    """The types of the events the context's outbox holds for the aggregate, oldest first."""
+    rows = await db.fetch(
+        f"SELECT type FROM {context}.outbox WHERE aggregate_id = $1 ORDER BY aggregate_version", aggregate_id
+    )
+    return [r["type"] for r in rows]
+
+
+async def outbox_size(db: asyncpg.Connection, context: str) -> int:
+    """How many events the context has recorded, for every aggregate."""
+    return int(await db.fetchval(f"SELECT count(*) FROM {context}.outbox"))
+
+
+OMIT = object()
+
+
+def without_omitted(body: dict[str, Any]) -> dict[str, Any]:
+    """A request body without the fields a test set to `OMIT`."""
+    return {k: v for k, v in body.items() if v is not OMIT}

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -30,6 +31,7 @@ from shopstream.bootstrap import PRODUCT_MODULES, migration_plan
 from shopstream.embedded import EmbeddedServers
 from shopstream.migrate import migrate_all
 from shopstream.settings import Settings
+from tests.apps import app_client, own_connection
 
 RUN_ID = uuid.uuid4().hex[:10]
 
@@ -146,6 +148,26 @@ def context_settings(
         return made
 
     return make
+
+
+@pytest.fixture(scope="module")
+async def api_settings(context_settings, request: pytest.FixtureRequest) -> Settings:
+    """Settings of the test module's own database, migrated for every product context."""
+    return await context_settings(request.module.__name__.removeprefix("tests.").replace(".", "_"))
+
+
+@pytest.fixture(scope="module")
+async def client(api_settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    """The whole app on the module's database, with its workers: read models catch up by themselves."""
+    async with app_client(api_settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def db(api_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own event loop to the module's database."""
+    async with own_connection(api_settings) as conn:
+        yield conn
 
 
 @pytest.fixture
