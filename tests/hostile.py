@@ -9,6 +9,12 @@ NOT_OBJECTS = [
     b"{not json", b"", b"[]", b"[1, 2]", b'"text"', b'"x"', b"42", b"null", b"true", b"{", b"\xff\xfe",
 ]  # fmt: skip
 
+# Path ids that name nothing: unknown, malformed, hostile.
+NOT_IDS = [
+    "00000000-0000-4000-8000-000000000000", "not-a-uuid", "12345", "0" * 300, "%20", "caf%C3%A9", "%00",
+    "' OR 1=1 --", "segments-x",
+]  # fmt: skip
+
 NUL = r'"x\u0000y"'
 LONG = '"' + "x" * 20_000 + '"'
 DEEP_OBJECT = '{"a":' * 10_000 + "1" + "}" * 10_000

@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+
+from shopstream.app import create_app
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The operator's routes act on dead letters, which failures make, not requests.
@@ -255,3 +258,9 @@ class Routes:
             if not creator.params:
                 await self._create(client, creator, target)
         return target.ids
+
+
+@cache
+def app_routes() -> Routes:
+    """The write routes of the app every test runs."""
+    return Routes(create_app())

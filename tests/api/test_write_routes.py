@@ -18,17 +18,16 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from shopstream.app import create_app
 from shopstream.settings import Settings
 from tests.apps import app_client, eventually, outbox_size
-from tests.hostile import NOT_OBJECTS, ODD, REFUSED, WHOLE_BODIES
+from tests.hostile import NOT_IDS, NOT_OBJECTS, ODD, REFUSED, WHOLE_BODIES
 from tests.problems import assert_accepted, assert_created, assert_problem
-from tests.routes import Route, Routes, Target, another_body, body_of, example_of, send, types_of
+from tests.routes import Route, Target, another_body, app_routes, body_of, example_of, send, types_of
 from tests.tokens import AUDIENCE, ISSUER, SECRET, bearer, hs256
 
 pytestmark = pytest.mark.anyio
 
-ROUTES = Routes(create_app())
+ROUTES = app_routes()
 ON_AGGREGATES = [r for r in ROUTES.all if r.params]
 WITH_BODY = [r for r in ROUTES.all if r.body is not None]
 WITHOUT_BODY = [r for r in ROUTES.all if r.body is None]
@@ -284,10 +283,25 @@ class TestHostileInputNeverYields500:
         response = await send_raw(client, route, everything, with_member(body_of(route) or {}, name, value))
         assert_below_500(response)
 
+    @pytest.mark.parametrize(
+        "value", [v for values in (*REFUSED.values(), *ODD.values()) for v in values][::3]
+    )
     @routes(WITH_BODY)
-    async def test_a_member_given_twice_is_answered_below_500(self, client, everything, route):
+    async def test_a_hostile_value_in_an_unknown_member_is_refused_as_a_problem(
+        self, client, everything, route, value
+    ):
+        response = await send_raw(
+            client, route, everything, with_member(body_of(route) or {}, "nickname", value)
+        )
+        assert_refused_as_a_problem(response)
+
+    @routes(WITH_BODY)
+    async def test_members_given_twice_with_other_values_are_answered_below_500(
+        self, client, everything, route
+    ):
         body = body_of(route) or {}
-        document = json.dumps(body)[:-1] + (", " if body else "") + json.dumps(body)[1:]
+        again = json.dumps(another_body(route, body))
+        document = json.dumps(body)[:-1] + (", " if body else "") + again[1:]
         assert_below_500(await send_raw(client, route, everything, document.encode()))
 
     @pytest.mark.parametrize("content", WHOLE_BODIES, ids=lambda b: b[:12].decode())
@@ -308,6 +322,24 @@ class TestHostileInputNeverYields500:
         assert_below_500(await send_raw(client, route, target.ids, content))
         unknown = {name: "00000000-0000-4000-8000-000000000000" for name in route.params}
         assert_problem(await send_raw(client, route, unknown, content), 404)
+
+
+# --- ids in the path -------------------------------------------------------------------------------
+
+
+def id_cases() -> list[Any]:
+    return [
+        pytest.param(route, name, bad, id=f"{route}-{name}-{n}")
+        for route in ON_AGGREGATES
+        for name in route.params
+        for n, bad in enumerate([str(uuid.uuid4()), *NOT_IDS])
+    ]
+
+
+class TestUnknownIds:
+    @pytest.mark.parametrize(("route", "name", "bad"), id_cases())
+    async def test_an_unknown_or_malformed_id_in_the_path_is_404(self, client, everything, route, name, bad):
+        assert_problem(await send(client, route, everything | {name: bad}), 404)
 
 
 # --- the OpenAPI document --------------------------------------------------------------------------
