@@ -72,6 +72,13 @@ async def outbox_size(db: asyncpg.Connection, context: str) -> int:
 OMIT = object()
 
 
-def without_omitted(body: dict[str, Any]) -> dict[str, Any]:
-    """A request body without the fields a test set to `OMIT`."""
-    return {k: v for k, v in body.items() if v is not OMIT}
+def merged(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A request body with a test's overrides, without the fields it set to `OMIT`."""
+    return {k: v for k, v in (body | overrides).items() if v is not OMIT}
+
+
+async def created(client: AsyncTestClient, path: str, body: dict[str, Any], id_field: str) -> str:
+    """POST a body that must create something: the new id."""
+    response = await client.post(path, json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()[id_field])

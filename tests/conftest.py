@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,7 +28,7 @@ from redis import Redis
 
 from bus.module import ContextModule
 from observability import tracing
-from shopstream.bootstrap import PRODUCT_MODULES, migration_plan
+from shopstream.bootstrap import PRODUCT_MODULES, Messaging, migration_plan
 from shopstream.embedded import EmbeddedServers
 from shopstream.migrate import migrate_all
 from shopstream.settings import Settings
@@ -168,6 +169,41 @@ async def db(api_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """A connection of the test's own event loop to the module's database."""
     async with own_connection(api_settings) as conn:
         yield conn
+
+
+@pytest.fixture(scope="module")
+def contexts() -> Sequence[ContextModule]:
+    """The contexts a module's messaging core runs: every product context, unless the module says which."""
+    return PRODUCT_MODULES
+
+
+@pytest.fixture(scope="module")
+async def core_settings(context_settings, contexts, request: pytest.FixtureRequest) -> Settings:
+    """Settings of the module's own database, migrated for its `contexts`."""
+    return await context_settings(request.module.__name__.removeprefix("tests.").replace(".", "_"), contexts)
+
+
+@asynccontextmanager
+async def opened_core(settings: Settings, contexts: Sequence[ContextModule]) -> AsyncIterator[Messaging]:
+    opened = await Messaging.open(settings, contexts)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def messaging(core_settings: Settings, contexts) -> AsyncIterator[Messaging]:
+    """A messaging core (bus, pools) for the module's contexts, in the test's event loop."""
+    async with opened_core(core_settings, contexts) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def other(core_settings: Settings, contexts) -> AsyncIterator[Messaging]:
+    """A second process's messaging core on the same database: its own pools, no shared mailboxes."""
+    async with opened_core(core_settings, contexts) as opened:
+        yield opened
 
 
 @pytest.fixture

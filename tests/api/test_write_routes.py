@@ -324,6 +324,24 @@ class TestHostileInputNeverYields500:
         assert_problem(await send_raw(client, route, unknown, content), 404)
 
 
+# --- what the creating routes make ----------------------------------------------------------------
+
+MAKING_AGGREGATES = [r for r in ROUTES.creators.values() if not r.params]
+
+
+class TestCreatedAggregates:
+    @routes(MAKING_AGGREGATES)
+    async def test_an_uppercase_id_reads_the_same_aggregate(self, client, route):
+        target = await target_of(client, route)
+        made = await send(client, route, target.ids)
+        assert made.status_code == 201, made.text
+        new_id = made.json()[route.creates]
+        await eventually(client, made.headers["location"], 1)
+        response = await client.get(made.headers["location"].replace(new_id, new_id.upper()))
+        assert response.status_code == 200
+        assert response.json()[route.creates] == new_id
+
+
 # --- ids in the path -------------------------------------------------------------------------------
 
 
