@@ -1,5 +1,5 @@
-"""Helpers of the HTTP tests: the app with its workers in the test client's loop, a database connection
-of the test's own loop, and polls for eventually consistent reads."""
+"""The HTTP tests' means: the app with its workers in the test client's loop, a database connection of
+the test's own loop, polls for eventually consistent reads, and the events an aggregate's outbox holds."""
 
 from __future__ import annotations
 
@@ -54,3 +54,31 @@ async def eventually(
 ) -> httpx.Response:
     """Poll a read until it reflects at least `version` of its aggregate."""
     return await until(client, path, lambda body: body["version"] >= version, timeout)
+
+
+async def events_of(db: asyncpg.Connection, context: str, aggregate_id: str) -> list[str]:
+    """The types of the events the context's outbox holds for the aggregate, oldest first."""
+    rows = await db.fetch(
+        f"SELECT type FROM {context}.outbox WHERE aggregate_id = $1 ORDER BY aggregate_version", aggregate_id
+    )
+    return [r["type"] for r in rows]
+
+
+async def outbox_size(db: asyncpg.Connection, context: str) -> int:
+    """How many events the context has recorded, for every aggregate."""
+    return int(await db.fetchval(f"SELECT count(*) FROM {context}.outbox"))
+
+
+OMIT = object()
+
+
+def merged(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A request body with a test's overrides, without the fields it set to `OMIT`."""
+    return {k: v for k, v in (body | overrides).items() if v is not OMIT}
+
+
+async def created(client: AsyncTestClient, path: str, body: dict[str, Any], id_field: str) -> str:
+    """POST a body that must create something: the new id."""
+    response = await client.post(path, json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()[id_field])

@@ -13,12 +13,14 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -26,9 +28,10 @@ from redis import Redis
 
 from bus.module import ContextModule
 from observability import tracing
-from shopstream.bootstrap import prepare
+from shopstream.bootstrap import Messaging, prepare, product_modules
 from shopstream.embedded import EmbeddedServers
 from shopstream.settings import Settings
+from tests.apps import app_client, own_connection
 
 RUN_ID = uuid.uuid4().hex[:10]
 
@@ -143,6 +146,61 @@ def context_settings(
         return made
 
     return make
+
+
+@pytest.fixture(scope="module")
+async def api_settings(context_settings, request: pytest.FixtureRequest) -> Settings:
+    """Settings of the test module's own database, migrated for every product context."""
+    return await context_settings(request.module.__name__.removeprefix("tests.").replace(".", "_"))
+
+
+@pytest.fixture(scope="module")
+async def client(api_settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    """The whole app on the module's database, with its workers: read models catch up by themselves."""
+    async with app_client(api_settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def db(api_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own event loop to the module's database."""
+    async with own_connection(api_settings) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def contexts() -> Sequence[ContextModule]:
+    """The contexts a module's messaging core runs: every product context, unless the module says which."""
+    return product_modules()
+
+
+@pytest.fixture(scope="module")
+async def core_settings(context_settings, contexts, request: pytest.FixtureRequest) -> Settings:
+    """Settings of the module's own database, migrated for its `contexts`."""
+    return await context_settings(request.module.__name__.removeprefix("tests.").replace(".", "_"), contexts)
+
+
+@asynccontextmanager
+async def opened_core(settings: Settings, contexts: Sequence[ContextModule]) -> AsyncIterator[Messaging]:
+    opened = await Messaging.open(settings, contexts)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def messaging(core_settings: Settings, contexts) -> AsyncIterator[Messaging]:
+    """A messaging core (bus, pools) for the module's contexts, in the test's event loop."""
+    async with opened_core(core_settings, contexts) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def other(core_settings: Settings, contexts) -> AsyncIterator[Messaging]:
+    """A second process's messaging core on the same database: its own pools, no shared mailboxes."""
+    async with opened_core(core_settings, contexts) as opened:
+        yield opened
 
 
 @pytest.fixture

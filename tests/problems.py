@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -24,3 +25,24 @@ def assert_accepted(response: httpx.Response, version: int) -> None:
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ok", "version": version}
     assert response.headers["etag"] == f'"{version}"'
+
+
+def assert_created(response: httpx.Response, id_field: str, version: int, location: str | None = None) -> str:
+    """A command that made an aggregate or sub-entity: 201 with its new id and version, the version also
+    as the ETag; with `location`, where it is read. Returns the new id."""
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {id_field, "version"}, body
+    assert body["version"] == version
+    assert is_uuid(body[id_field])
+    assert response.headers["etag"] == f'"{version}"'
+    if location is not None:
+        assert response.headers["location"] == location
+    return str(body[id_field])
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False

@@ -116,6 +116,20 @@ def test_creating_routes_link_their_new_id_to_the_routes_taking_it(document, cre
         assert links[target]["parameters"][new_id] == f"$response.body#/{new_id}"
 
 
+async def test_every_route_keeps_the_operation_id_clients_are_generated_from(client):
+    document = (await client.get("/schema/openapi.json")).json()
+    served = {operation["operationId"] for _, _, operation in operations(document)}
+    assert {
+        "registerCustomer", "updateProfile", "addAddress", "updateAddress", "removeAddress",
+        "setDefaultAddress", "suspendAccount", "reactivateAccount", "closeAccount", "upgradeTier",
+        "getCustomer", "listAddresses", "findCustomer", "getSegments",
+        "createProduct", "updateProductDetails", "addVariant", "changeVariantPrice", "setTierPrice",
+        "addProductImage", "removeProductImage", "activateProduct", "discontinueProduct", "archiveProduct",
+        "listProducts", "getProduct", "getPriceHistory", "listSellerProducts", "createCategory",
+        "updateCategory", "reorderCategory", "deactivateCategory", "getCategoryTree", "getCategory",
+    } <= served  # fmt: skip
+
+
 async def test_options_and_405_allow_exactly_the_documented_methods(client):
     document = (await client.get("/schema/openapi.json")).json()
     for path in ("/categories", "/customers", "/categories/{category_id}", "/products/{product_id}/images"):

@@ -1,4 +1,5 @@
-"""Every catalogue route of SPEC §5 over HTTP, with the conventions of SPEC §3.
+"""Every catalogue route of SPEC §5 over HTTP. The conventions all write routes share (SPEC §3: If-Match,
+Idempotency-Key, bodies that are not objects, hostile input) are tested in tests/api/test_write_routes.py.
 
 One app per module runs with its workers (`run_workers=True`) on a database and Redis prefix of its own,
 so the projections catch up by themselves: reads are polled until they reflect the expected version (or,
@@ -8,41 +9,21 @@ the module shares one database.
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from shopstream.settings import Settings
-from tests.apps import app_client, eventually, own_connection, until
-from tests.problems import assert_accepted, assert_problem
+from tests.apps import OMIT, created, events_of, eventually, merged, until
+from tests.hostile import NOT_IDS, WHOLE_BODIES
+from tests.problems import assert_accepted, assert_created, assert_problem
+from tests.routes import app_routes, send
 
 pytestmark = pytest.mark.anyio
 
-OMIT = object()
-MALFORMED = {400, 404, 409, 413, 422}
-
-
-@pytest.fixture(scope="module")
-async def api_settings(context_settings) -> Settings:
-    return await context_settings("catalogue_api")
-
-
-@pytest.fixture(scope="module")
-async def client(api_settings: Settings) -> AsyncIterator[AsyncTestClient]:
-    async with app_client(api_settings) as opened:
-        yield opened
-
-
-@pytest.fixture
-async def db(api_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    async with own_connection(api_settings) as conn:
-        yield conn
+ON_A_PRODUCT = [r for r in app_routes().all if r.params[:1] == ("product_id",)]
 
 
 # --- request bodies --------------------------------------------------------------------------------
@@ -52,18 +33,16 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}".upper()
 
 
-def _without_omitted(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if v is not OMIT}
-
-
 def product(**overrides: Any) -> dict[str, Any]:
     """A new product's body with a fresh SKU and a seller of its own."""
-    body: dict[str, Any] = {
-        "sku": unique("TEE"),
-        "title": "Organic cotton tee",
-        "seller_id": str(uuid.uuid4()),
-    }
-    return _without_omitted(body | overrides)
+    return merged(
+        {
+            "sku": unique("TEE"),
+            "title": "Organic cotton tee",
+            "seller_id": str(uuid.uuid4()),
+        },
+        overrides,
+    )
 
 
 def full_product(**overrides: Any) -> dict[str, Any]:
@@ -80,64 +59,34 @@ def full_product(**overrides: Any) -> dict[str, Any]:
 
 
 def variant(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"variant_sku": unique("TEE-M"), "base_price": "19.99"}
-    return _without_omitted(body | overrides)
+    return merged({"variant_sku": unique("TEE-M"), "base_price": "19.99"}, overrides)
 
 
 def image(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"url": f"https://img.example.com/{uuid.uuid4().hex}.jpg", "alt_text": "Front"}
-    return _without_omitted(body | overrides)
+    return merged({"url": f"https://img.example.com/{uuid.uuid4().hex}.jpg", "alt_text": "Front"}, overrides)
 
 
 def category(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": f"Clothing {uuid.uuid4().hex[:8]}"}
-    return _without_omitted(body | overrides)
+    return merged({"name": f"Clothing {uuid.uuid4().hex[:8]}"}, overrides)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def assert_created(response: httpx.Response, id_field: str, version: int, location: str | None = None) -> str:
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert set(body) == {id_field, "version"}
-    assert body["version"] == version
-    assert is_uuid(body[id_field])
-    assert response.headers["etag"] == f'"{version}"'
-    if location is not None:
-        assert response.headers["location"] == location
-    return str(body[id_field])
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
-
-
 async def create_product(client: AsyncTestClient, **overrides: Any) -> str:
-    response = await client.post("/products", json=product(**overrides))
-    assert response.status_code == 201, response.text
-    return str(response.json()["product_id"])
+    return await created(client, "/products", product(**overrides), "product_id")
 
 
 async def add_variant(client: AsyncTestClient, product_id: str, **overrides: Any) -> str:
-    response = await client.post(f"/products/{product_id}/variants", json=variant(**overrides))
-    assert response.status_code == 201, response.text
-    return str(response.json()["variant_id"])
+    return await created(client, f"/products/{product_id}/variants", variant(**overrides), "variant_id")
 
 
 async def add_image(client: AsyncTestClient, product_id: str, **overrides: Any) -> str:
-    response = await client.post(f"/products/{product_id}/images", json=image(**overrides))
-    assert response.status_code == 201, response.text
-    return str(response.json()["image_id"])
+    return await created(client, f"/products/{product_id}/images", image(**overrides), "image_id")
 
 
 async def create_category(client: AsyncTestClient, **overrides: Any) -> str:
-    response = await client.post("/categories", json=category(**overrides))
-    assert response.status_code == 201, response.text
-    return str(response.json()["category_id"])
+    return await created(client, "/categories", category(**overrides), "category_id")
 
 
 async def category_chain(client: AsyncTestClient, names: list[str]) -> list[str]:
@@ -217,13 +166,6 @@ def find_node(nodes: list[dict[str, Any]], category_id: str) -> dict[str, Any] |
 
 async def products_with_sku(db: asyncpg.Connection, sku: str) -> int:
     return int(await db.fetchval("SELECT count(*) FROM catalogue.products WHERE sku_key = $1", sku.upper()))
-
-
-async def events_of(db: asyncpg.Connection, aggregate_id: str) -> list[str]:
-    rows = await db.fetch(
-        "SELECT type FROM catalogue.outbox WHERE aggregate_id = $1 ORDER BY aggregate_version", aggregate_id
-    )
-    return [r["type"] for r in rows]
 
 
 # --- POST /products --------------------------------------------------------------------------------
@@ -402,13 +344,13 @@ class TestUpdateProductDetails:
     async def test_a_change_to_the_same_values_keeps_the_version(self, client, db, body):
         product_id = await create_product(client)
         assert_accepted(await client.put(f"/products/{product_id}/details", json=body), 1)
-        assert await events_of(db, product_id) == ["catalogue.ProductCreated"]
+        assert await events_of(db, "catalogue", product_id) == ["catalogue.ProductCreated"]
 
     @pytest.mark.parametrize(("change", "field"), BAD_DETAILS)
     async def test_invalid_change_is_422_naming_the_field(self, client, db, change, field):
         product_id = await create_product(client)
         assert_problem(await client.put(f"/products/{product_id}/details", json=change), 422, field)
-        assert await events_of(db, product_id) == ["catalogue.ProductCreated"]
+        assert await events_of(db, "catalogue", product_id) == ["catalogue.ProductCreated"]
 
 
 # --- POST /products/{id}/variants ------------------------------------------------------------------
@@ -552,7 +494,7 @@ class TestAddVariant:
         product_id = await create_product(client)
         response = await client.post(f"/products/{product_id}/variants", json=variant(**change))
         assert_problem(response, 422, field)
-        assert await events_of(db, product_id) == ["catalogue.ProductCreated"]
+        assert await events_of(db, "catalogue", product_id) == ["catalogue.ProductCreated"]
 
     @pytest.mark.parametrize("spelling", [str, str.lower])
     async def test_a_variant_sku_taken_in_the_same_product_is_409(self, client, spelling):
@@ -572,7 +514,7 @@ class TestAddVariant:
         response = await client.post(f"/products/{second}/variants", json=variant(variant_sku=spelling(sku)))
         problem = assert_problem(response, 409)
         assert problem["type"].endswith("variant-sku-taken")
-        assert await events_of(db, second) == ["catalogue.ProductCreated"]
+        assert await events_of(db, "catalogue", second) == ["catalogue.ProductCreated"]
 
     async def test_a_variant_in_another_currency_than_the_others_is_409(self, client):
         product_id = await create_product(client)
@@ -624,7 +566,7 @@ class TestChangeVariantPrice:
         )
         problem = assert_problem(response, 409)
         assert problem["type"].endswith("tier-price-not-below-base")
-        assert len(await events_of(db, product_id)) == 3
+        assert len(await events_of(db, "catalogue", product_id)) == 3
 
     async def test_the_same_price_keeps_the_version(self, client):
         product_id = await create_product(client)
@@ -780,7 +722,7 @@ class TestAddProductImage:
             await add_image(client, product_id)
         problem = assert_problem(await client.post(f"/products/{product_id}/images", json=image()), 409)
         assert problem["type"].endswith("image-limit-reached")
-        assert len(await events_of(db, product_id)) == 11
+        assert len(await events_of(db, "catalogue", product_id)) == 11
 
     @pytest.mark.parametrize(("change", "field"), BAD_IMAGES)
     async def test_invalid_image_is_422_naming_the_field(self, client, change, field):
@@ -856,7 +798,7 @@ class TestLifecycle:
         product_id = await create_product(client)
         problem = assert_problem(await client.put(f"/products/{product_id}/activate"), 409)
         assert problem["type"].endswith("variant-required")
-        assert await events_of(db, product_id) == ["catalogue.ProductCreated"]
+        assert await events_of(db, "catalogue", product_id) == ["catalogue.ProductCreated"]
 
     @pytest.mark.parametrize(("status", "action"), NOT_ALLOWED)
     async def test_a_transition_not_in_the_lifecycle_is_409(self, client, status, action):
@@ -871,59 +813,20 @@ class TestLifecycle:
         assert_accepted(await client.put(path, json={"base_price": "9.99"}), version + 2)
 
 
-PRODUCT_COMMANDS = [
-    ("PUT", "/details"),
-    ("POST", "/variants"),
-    ("PUT", "/variants/{variant_id}/price"),
-    ("PUT", "/variants/{variant_id}/tier-price"),
-    ("POST", "/images"),
-    ("DELETE", "/images/{image_id}"),
-    ("PUT", "/activate"),
-    ("PUT", "/discontinue"),
-    ("PUT", "/archive"),
-]
-
-
-def command_body(suffix: str) -> dict[str, Any] | None:
-    """A valid body for the product command at `suffix` (one of PRODUCT_COMMANDS), fresh SKUs included."""
-    bodies: dict[str, Callable[[], dict[str, Any] | None]] = {
-        "/details": lambda: {"title": "Renamed"},
-        "/variants": variant,
-        "/variants/{variant_id}/price": lambda: {"base_price": "29.99"},
-        "/variants/{variant_id}/tier-price": lambda: {"tier": "Gold", "price": "9.99"},
-        "/images": image,
-    }
-    return bodies.get(suffix, lambda: None)()
-
-
 class TestArchivedProduct:
-    @pytest.mark.parametrize(("method", "suffix"), PRODUCT_COMMANDS)
-    async def test_an_archived_product_refuses_every_command_with_409(self, client, db, method, suffix):
+    @pytest.mark.parametrize("route", ON_A_PRODUCT, ids=str)
+    async def test_an_archived_product_refuses_every_command_with_409(self, client, db, route):
         product_id, variant_id, image_id, version = await product_in(client, "Archived")
-        body = command_body(suffix)
-        path = suffix.format(variant_id=variant_id, image_id=image_id)
-        response = await client.request(method, f"/products/{product_id}{path}", json=body)
-        problem = assert_problem(response, 409)
+        ids = {"product_id": product_id, "variant_id": variant_id, "image_id": image_id}
+        problem = assert_problem(await send(client, route, ids), 409)
         assert problem["type"].endswith("product-archived")
-        assert len(await events_of(db, product_id)) == version
+        assert len(await events_of(db, "catalogue", product_id)) == version
 
 
 # --- unknown products, variants, categories --------------------------------------------------------
 
-NOT_IDS = [str(uuid.uuid4()), "not-a-uuid", "12345", "%00", "0" * 300]
-
 
 class TestUnknownIds:
-    @pytest.mark.parametrize("product_id", NOT_IDS)
-    @pytest.mark.parametrize(("method", "suffix"), PRODUCT_COMMANDS)
-    async def test_commands_on_an_unknown_or_malformed_product_id_are_404(
-        self, client, product_id, method, suffix
-    ):
-        variant_id, image_id = str(uuid.uuid4()), str(uuid.uuid4())
-        body = command_body(suffix)
-        path = suffix.format(variant_id=variant_id, image_id=image_id)
-        assert_problem(await client.request(method, f"/products/{product_id}{path}", json=body), 404)
-
     @pytest.mark.parametrize("product_id", NOT_IDS)
     @pytest.mark.parametrize("suffix", ["", "/price-history"])
     async def test_reads_of_an_unknown_or_malformed_product_id_are_404(self, client, product_id, suffix):
@@ -948,16 +851,6 @@ class TestUnknownIds:
         assert_problem(await client.put(path, json={"base_price": "9.99"}), 404)
 
     @pytest.mark.parametrize("category_id", NOT_IDS)
-    @pytest.mark.parametrize(
-        ("suffix", "body"),
-        [("", {"name": "X"}), ("/reorder", {"new_display_order": 1}), ("/deactivate", None)],
-    )
-    async def test_commands_on_an_unknown_or_malformed_category_id_are_404(
-        self, client, category_id, suffix, body
-    ):
-        assert_problem(await client.put(f"/categories/{category_id}{suffix}", json=body), 404)
-
-    @pytest.mark.parametrize("category_id", NOT_IDS)
     async def test_a_read_of_an_unknown_or_malformed_category_id_is_404(self, client, category_id):
         assert_problem(await client.get(f"/categories/{category_id}"), 404)
 
@@ -969,117 +862,6 @@ class TestUnknownIds:
         response = await client.get(f"/sellers/{uuid.uuid4()}/products")
         assert response.status_code == 200
         assert response.json() == {"items": [], "next_cursor": None}
-
-
-# --- If-Match, ETag, Idempotency-Key ---------------------------------------------------------------
-
-STATUS_FOR = {"/activate": "Draft", "/discontinue": "Active", "/archive": "Discontinued"}
-
-
-class TestIfMatch:
-    @pytest.mark.parametrize(("method", "suffix"), PRODUCT_COMMANDS)
-    async def test_every_product_command_honours_if_match(self, client, db, method, suffix):
-        product_id, variant_id, image_id, version = await product_in(client, STATUS_FOR.get(suffix, "Draft"))
-        body = command_body(suffix)
-        path = suffix.format(variant_id=variant_id, image_id=image_id)
-        url = f"/products/{product_id}{path}"
-        stale = await client.request(method, url, json=body, headers={"If-Match": f'"{version - 1}"'})
-        assert_problem(stale, 412)
-        assert len(await events_of(db, product_id)) == version
-        fresh = await client.request(method, url, json=body, headers={"If-Match": f'"{version}"'})
-        assert fresh.status_code in (200, 201), fresh.text
-        assert fresh.json()["version"] == version + 1
-
-    @pytest.mark.parametrize(
-        ("suffix", "body"),
-        [("", {"name": "Renamed"}), ("/reorder", {"new_display_order": 4}), ("/deactivate", None)],
-    )
-    async def test_every_category_command_honours_if_match(self, client, suffix, body):
-        category_id = await create_category(client)
-        path = f"/categories/{category_id}{suffix}"
-        for tag in ('"2"', '"0"', "garbage"):
-            assert_problem(await client.put(path, json=body, headers={"If-Match": tag}), 412)
-        assert_accepted(await client.put(path, json=body, headers={"If-Match": '"1"'}), 2)
-
-    async def test_read_etags_are_the_version_and_feed_the_next_if_match(self, client):
-        product_id = await create_product(client)
-        await add_variant(client, product_id)
-        read = await eventually(client, f"/products/{product_id}", 2)
-        tag = read.headers["etag"]
-        assert tag == f'"{read.json()["version"]}"' == '"2"'
-        history = await eventually(client, f"/products/{product_id}/price-history", 2)
-        assert history.headers["etag"] == tag
-        path = f"/products/{product_id}/details"
-        assert_accepted(await client.put(path, json={"title": "A"}, headers={"If-Match": tag}), 3)
-        assert_problem(await client.put(path, json={"title": "B"}, headers={"If-Match": tag}), 412)
-
-
-class TestIdempotencyKey:
-    async def test_a_retried_creation_returns_the_first_response_and_creates_one_product(self, client, db):
-        body, headers = product(), {"Idempotency-Key": f"create-{uuid.uuid4()}"}
-        first = await client.post("/products", json=body, headers=headers)
-        again = await client.post("/products", json=body, headers=headers)
-        assert first.status_code == again.status_code == 201
-        assert first.json() == again.json()
-        assert first.headers["location"] == again.headers["location"]
-        assert await products_with_sku(db, body["sku"]) == 1
-
-    async def test_the_same_key_with_another_body_is_422(self, client, db):
-        headers = {"Idempotency-Key": f"create-{uuid.uuid4()}"}
-        assert (await client.post("/products", json=product(), headers=headers)).status_code == 201
-        other = product()
-        assert_problem(await client.post("/products", json=other, headers=headers), 422)
-        assert await products_with_sku(db, other["sku"]) == 0
-
-    async def test_a_retried_variant_returns_the_same_variant_id(self, client, db):
-        product_id = await create_product(client)
-        body, headers = variant(), {"Idempotency-Key": f"variant-{uuid.uuid4()}"}
-        first = await client.post(f"/products/{product_id}/variants", json=body, headers=headers)
-        again = await client.post(f"/products/{product_id}/variants", json=body, headers=headers)
-        assert first.status_code == again.status_code == 201
-        assert first.json() == again.json()
-        assert len(await events_of(db, product_id)) == 2
-
-
-# --- bodies that are not JSON objects --------------------------------------------------------------
-
-BODY_ROUTES = [
-    ("POST", "/products"),
-    ("PUT", "/products/{product_id}/details"),
-    ("POST", "/products/{product_id}/variants"),
-    ("PUT", "/products/{product_id}/variants/{variant_id}/price"),
-    ("PUT", "/products/{product_id}/variants/{variant_id}/tier-price"),
-    ("POST", "/products/{product_id}/images"),
-    ("POST", "/categories"),
-    ("PUT", "/categories/{category_id}"),
-    ("PUT", "/categories/{category_id}/reorder"),
-]
-NOT_OBJECTS = [b"{not json", b"", b"[]", b'"x"', b"42", b"null", b"true", b"{", b"\xff\xfe"]
-
-
-@pytest.fixture(scope="module")
-async def existing(client) -> dict[str, str]:
-    """One product with a variant and an image, and one category, for requests that must not succeed."""
-    product_id = await create_product(client)
-    return {
-        "product_id": product_id,
-        "variant_id": await add_variant(client, product_id, base_price="50.00"),
-        "image_id": await add_image(client, product_id),
-        "category_id": await create_category(client),
-    }
-
-
-class TestBodyThatIsNotAJsonObject:
-    @pytest.mark.parametrize("body", NOT_OBJECTS)
-    @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
-    async def test_is_400(self, client, existing, method, path, body):
-        response = await client.request(
-            method, path.format(**existing), content=body, headers={"content-type": "application/json"}
-        )
-        assert_problem(response, 400)
-
-    async def test_a_body_over_one_mebibyte_is_413(self, client):
-        assert_problem(await client.post("/products", json=product(description="x" * (1024 * 1024 + 1))), 413)
 
 
 # --- GET /products/{id} ----------------------------------------------------------------------------
@@ -1113,13 +895,6 @@ class TestProductDetail:
             (back, True, 1),
         ]
         assert shown["updated_at"] > shown["created_at"]
-
-    async def test_an_uppercase_id_names_the_same_product(self, client):
-        product_id = await create_product(client)
-        await eventually(client, f"/products/{product_id}", 1)
-        response = await client.get(f"/products/{product_id.upper()}")
-        assert response.status_code == 200
-        assert response.json()["product_id"] == product_id
 
 
 # --- GET /products, GET /sellers/{id}/products -----------------------------------------------------
@@ -1246,6 +1021,13 @@ class TestProductCards:
 
 
 class TestPriceHistory:
+    async def test_the_history_answers_the_products_version_as_its_etag(self, client):
+        product_id = await create_product(client)
+        await add_variant(client, product_id)
+        read = await eventually(client, f"/products/{product_id}", 2)
+        history = await eventually(client, f"/products/{product_id}/price-history", 2)
+        assert history.headers["etag"] == read.headers["etag"] == '"2"'
+
     async def test_every_change_of_every_variant_newest_first(self, client):
         product_id = await create_product(client)
         first = await add_variant(client, product_id, base_price="10")
@@ -1551,65 +1333,6 @@ class TestNewUserStory:
 
 # --- malformed input never gives a 500 -------------------------------------------------------------
 
-NUL = r'"x\u0000y"'
-LONG = '"' + "x" * 20_000 + '"'
-DEEP_OBJECT = '{"a":' * 10_000 + "1" + "}" * 10_000
-DEEP_ARRAY = "[" * 10_000 + "]" * 10_000
-HUGE_NUMBERS = ["1e400", "-1e400", str(10**40), "1e-400", "123456789012345678901234567890.123456789"]
-WRONG_TYPES = ["true", "[]", "{}", "12", '"12"', "null"]
-
-# Every field of every body route, by kind: the hostile values sent in it.
-FIELDS: dict[str, dict[str, str]] = {
-    "/products": {
-        "sku": "text", "title": "text", "seller_id": "text", "description": "text", "category_id": "text",
-        "brand": "text", "attributes": "object", "visibility": "text", "meta_title": "text",
-        "meta_description": "text", "slug": "text",
-    },
-    "/products/{product_id}/details": {
-        "title": "text", "description": "text", "brand": "text", "attributes": "object", "meta_title": "text",
-        "meta_description": "text", "slug": "text",
-    },
-    "/products/{product_id}/variants": {
-        "variant_sku": "text", "base_price": "number", "currency": "text", "attributes": "object",
-        "weight_value": "number", "weight_unit": "text", "length": "number", "width": "number",
-        "height": "number", "dimension_unit": "text",
-    },
-    "/products/{product_id}/variants/{variant_id}/price": {"base_price": "number", "currency": "text"},
-    "/products/{product_id}/variants/{variant_id}/tier-price": {"tier": "text", "price": "number"},
-    "/products/{product_id}/images": {"url": "text", "alt_text": "text", "is_primary": "bool"},
-    "/categories": {"name": "text", "parent_category_id": "text", "attributes": "object"},
-    "/categories/{category_id}": {"name": "text", "attributes": "object"},
-    "/categories/{category_id}/reorder": {"new_display_order": "number"},
-}  # fmt: skip
-HOSTILE: dict[str, list[str]] = {
-    "text": [NUL, LONG, DEEP_ARRAY, r'"\ud800"', *WRONG_TYPES[:4]],
-    "number": [*HUGE_NUMBERS, '"NaN"', '"Infinity"', '"-Infinity"', "NaN", DEEP_ARRAY, NUL, LONG, *WRONG_TYPES[:3]],
-    "bool": [NUL, "1", '"true"', DEEP_ARRAY, "1e400"],
-    "object": [
-        DEEP_OBJECT, DEEP_ARRAY, NUL, LONG, "[]", "12",
-        '{"a": "x\\u0000y"}', '{"x\\u0000y": 1}', '{"a": 1e400}', '{"a": [' + NUL + "]}",
-        '{"a": ' + '{"a":' * 40 + "1" + "}" * 40 + "}",
-    ],
-}  # fmt: skip
-METHODS = {path: method for method, path in BODY_ROUTES}
-# A valid body for each route, against `existing`; a hostile member then replaces one of its fields.
-BASES: dict[str, Callable[[], dict[str, Any]]] = {
-    "/products": product,
-    "/products/{product_id}/details": dict,
-    "/products/{product_id}/variants": variant,
-    "/products/{product_id}/variants/{variant_id}/price": lambda: {"base_price": "40.00"},
-    "/products/{product_id}/variants/{variant_id}/tier-price": lambda: {"tier": "Gold", "price": "10.00"},
-    "/products/{product_id}/images": image,
-    "/categories": category,
-    "/categories/{category_id}": dict,
-    "/categories/{category_id}/reorder": lambda: {"new_display_order": 1},
-}
-HOSTILE_CASES = [
-    pytest.param(path, name, value, id=f"{path}-{name}-{n}")
-    for path, fields in FIELDS.items()
-    for name, kind in fields.items()
-    for n, value in enumerate(HOSTILE[kind])
-]
 NO_BODY_ROUTES = [
     ("DELETE", "/products/{product_id}/images/{unknown}"),
     ("PUT", "/products/{archived}/activate"),
@@ -1617,65 +1340,33 @@ NO_BODY_ROUTES = [
     ("PUT", "/products/{archived}/archive"),
     ("PUT", "/categories/{inactive}/deactivate"),
 ]
-WHOLE_BODIES = [b"[]", b'"x"', b"null", b"{}", DEEP_ARRAY.encode(), DEEP_OBJECT.encode(), b'{"unknown": 1}']
-
-
-def hostile_document(base: dict[str, Any], name: str, value: str) -> bytes:
-    members = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in base.items() if k != name]
-    members.append(f"{json.dumps(name)}: {value}")
-    return ("{" + ", ".join(members) + "}").encode("utf-8", "surrogatepass")
-
-
-def assert_refused_as_a_problem(response: httpx.Response) -> None:
-    assert response.status_code in MALFORMED, (response.status_code, response.text[:500])
-    assert_problem(response, response.status_code)
 
 
 @pytest.fixture(scope="module")
-async def refusing(client, existing) -> dict[str, str]:
+async def refusing(client) -> dict[str, str]:
     """Ids for routes without a body that refuse whatever they are sent."""
     archived, *_ = await product_in(client, "Archived")
     inactive = await create_category(client)
     await client.put(f"/categories/{inactive}/deactivate")
-    return existing | {"archived": archived, "inactive": inactive, "unknown": str(uuid.uuid4())}
+    return {
+        "product_id": await create_product(client),
+        "archived": archived,
+        "inactive": inactive,
+        "unknown": str(uuid.uuid4()),
+    }
 
 
 class TestMalformedInputNeverYields500:
-    @pytest.mark.parametrize(("path", "name", "value"), HOSTILE_CASES)
-    async def test_a_hostile_value_in_any_field_is_a_problem_below_500(
-        self, client, existing, path, name, value
-    ):
-        document = hostile_document(BASES[path](), name, value)
-        response = await client.request(
-            METHODS[path],
-            path.format(**existing),
-            content=document,
-            headers={"content-type": "application/json"},
-        )
-        assert_refused_as_a_problem(response)
-
-    @pytest.mark.parametrize("body", WHOLE_BODIES, ids=lambda b: b[:12].decode())
-    @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
-    async def test_a_body_that_is_no_valid_request_is_a_problem_below_500(
-        self, client, existing, method, path, body
-    ):
-        response = await client.request(
-            method, path.format(**existing), content=body, headers={"content-type": "application/json"}
-        )
-        if body == b"{}" and path in ("/products/{product_id}/details", "/categories/{category_id}"):
-            assert_accepted(response, response.json()["version"])  # every field is optional: nothing changes
-        else:
-            assert_refused_as_a_problem(response)
-
     @pytest.mark.parametrize("body", WHOLE_BODIES, ids=lambda b: b[:12].decode())
     @pytest.mark.parametrize(("method", "path"), NO_BODY_ROUTES)
-    async def test_a_body_sent_to_a_route_without_one_never_yields_500(
+    async def test_a_body_sent_to_a_command_its_aggregate_refuses_is_a_problem(
         self, client, refusing, method, path, body
     ):
         response = await client.request(
             method, path.format(**refusing), content=body, headers={"content-type": "application/json"}
         )
-        assert_refused_as_a_problem(response)
+        assert response.status_code in {404, 409}, response.text
+        assert_problem(response, response.status_code)
 
     @pytest.mark.parametrize(
         "query",
@@ -1688,15 +1379,3 @@ class TestMalformedInputNeverYields500:
             assert response.status_code < 500, response.text
             if response.status_code >= 400:
                 assert_problem(response, response.status_code)
-
-
-class TestOpenApi:
-    async def test_every_catalogue_route_is_in_the_schema(self, client):
-        schema = (await client.get("/schema/openapi.json")).json()
-        operations = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
-        assert {
-            "createProduct", "updateProductDetails", "addVariant", "changeVariantPrice", "setTierPrice",
-            "addProductImage", "removeProductImage", "activateProduct", "discontinueProduct", "archiveProduct",
-            "listProducts", "getProduct", "getPriceHistory", "listSellerProducts", "createCategory",
-            "updateCategory", "reorderCategory", "deactivateCategory", "getCategoryTree", "getCategory",
-        } <= operations  # fmt: skip

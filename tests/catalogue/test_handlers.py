@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 
 from bus.errors import ConcurrencyError, Conflict, Invalid, NotFound, VersionMismatch
 from bus.messages import Command, registry
+from bus.module import ContextModule
 from bus.uow import Meta, Outcome, UnitOfWork
 from contexts import catalogue
 from contexts.catalogue import categories, listing
@@ -45,7 +46,6 @@ from contexts.catalogue.pricing import AddVariant, ChangeVariantPrice, SetTierPr
 from contexts.catalogue.product import Product
 from contexts.catalogue.repository import Categories, Products, now
 from shopstream.bootstrap import Messaging
-from shopstream.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -53,23 +53,8 @@ RACE_ROUNDS = 30
 
 
 @pytest.fixture(scope="module")
-async def catalogue_settings(context_settings) -> Settings:
-    return await context_settings("catalogue_handlers", [catalogue.module])
-
-
-@pytest.fixture
-async def messaging(catalogue_settings: Settings) -> AsyncIterator[Messaging]:
-    opened = await Messaging.open(catalogue_settings, [catalogue.module])
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def other(catalogue_settings: Settings) -> AsyncIterator[Messaging]:
-    """A second process's messaging core on the same database."""
-    opened = await Messaging.open(catalogue_settings, [catalogue.module])
-    yield opened
-    await opened.close()
+def contexts() -> list[ContextModule]:
+    return [catalogue.module]
 
 
 @pytest.fixture

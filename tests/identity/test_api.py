@@ -1,4 +1,5 @@
-"""Every identity route of SPEC §4 over HTTP, with the conventions of SPEC §3.
+"""Every identity route of SPEC §4 over HTTP. The conventions all write routes share (SPEC §3: If-Match,
+Idempotency-Key, bodies that are not objects, hostile input) are tested in tests/api/test_write_routes.py.
 
 One app per module runs with its workers (`run_workers=True`) on a database and Redis prefix of its own,
 so the projections catch up by themselves: reads are polled until the expected version appears. The app
@@ -8,10 +9,8 @@ runs in the test client's own event loop; the test reads the database through it
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,33 +19,17 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from shopstream.settings import Settings
-from tests.apps import app_client, eventually, own_connection
-from tests.problems import assert_accepted, assert_problem
+from tests.apps import OMIT, created, events_of, eventually, merged
+from tests.hostile import NOT_IDS
+from tests.problems import assert_accepted, assert_problem, is_uuid
+from tests.routes import app_routes, send
 
 pytestmark = pytest.mark.anyio
 
-OMIT = object()
+ON_A_CUSTOMER = [r for r in app_routes().all if r.params[:1] == ("customer_id",)]
 FUTURE = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()  # future even at UTC+14
 TIERS = ["Standard", "Silver", "Gold", "Platinum"]
 STATUSES = ["Active", "Suspended", "Closed"]
-
-
-@pytest.fixture(scope="module")
-async def api_settings(context_settings) -> Settings:
-    return await context_settings("identity_api")
-
-
-@pytest.fixture(scope="module")
-async def client(api_settings: Settings) -> AsyncIterator[AsyncTestClient]:
-    async with app_client(api_settings) as opened:
-        yield opened
-
-
-@pytest.fixture
-async def db(api_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    async with own_connection(api_settings) as conn:
-        yield conn
 
 
 # --- request bodies --------------------------------------------------------------------------------
@@ -54,40 +37,40 @@ async def db(api_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 def person(**overrides: Any) -> dict[str, Any]:
     unique = uuid.uuid4().hex[:12]
-    body: dict[str, Any] = {
-        "external_id": f"crm-{unique}",
-        "email": f"ada.{unique}@example.com",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "phone": "+44 20 7946 0958",
-        "date_of_birth": "1990-12-10",
-    }
-    return {k: v for k, v in (body | overrides).items() if v is not OMIT}
+    return merged(
+        {
+            "external_id": f"crm-{unique}",
+            "email": f"ada.{unique}@example.com",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "phone": "+44 20 7946 0958",
+            "date_of_birth": "1990-12-10",
+        },
+        overrides,
+    )
 
 
 def place(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "street": "12 St James's Square",
-        "city": "London",
-        "postal_code": "SW1Y 4LB",
-        "country": "United Kingdom",
-    }
-    return {k: v for k, v in (body | overrides).items() if v is not OMIT}
+    return merged(
+        {
+            "street": "12 St James's Square",
+            "city": "London",
+            "postal_code": "SW1Y 4LB",
+            "country": "United Kingdom",
+        },
+        overrides,
+    )
 
 
 # --- helpers ---------------------------------------------------------------------------------------
 
 
 async def register(client: AsyncTestClient, **overrides: Any) -> str:
-    response = await client.post("/customers", json=person(**overrides))
-    assert response.status_code == 201, response.text
-    return str(response.json()["customer_id"])
+    return await created(client, "/customers", person(**overrides), "customer_id")
 
 
 async def add_address(client: AsyncTestClient, customer_id: str, **overrides: Any) -> str:
-    response = await client.post(f"/customers/{customer_id}/addresses", json=place(**overrides))
-    assert response.status_code == 201, response.text
-    return str(response.json()["address_id"])
+    return await created(client, f"/customers/{customer_id}/addresses", place(**overrides), "address_id")
 
 
 async def customer_with_addresses(client: AsyncTestClient, count: int) -> tuple[str, list[str]]:
@@ -110,24 +93,10 @@ async def book(client: AsyncTestClient, customer_id: str, version: int) -> list[
     return items
 
 
-async def events_of(db: asyncpg.Connection, customer_id: str) -> list[str]:
-    rows = await db.fetch(
-        "SELECT type FROM identity.outbox WHERE aggregate_id = $1 ORDER BY aggregate_version", customer_id
-    )
-    return [r["type"] for r in rows]
-
-
 async def customers_with_external_id(db: asyncpg.Connection, external_id: str) -> int:
     return int(
         await db.fetchval("SELECT count(*) FROM identity.customers WHERE external_id = $1", external_id)
     )
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
 
 
 # --- POST /customers -------------------------------------------------------------------------------
@@ -377,13 +346,13 @@ class TestUpdateProfile:
     async def test_a_change_to_the_same_values_keeps_the_version(self, client, db, body):
         customer_id = await register(client)
         assert_accepted(await client.put(f"/customers/{customer_id}/profile", json=body), 1)
-        assert await events_of(db, customer_id) == ["identity.CustomerRegistered"]
+        assert await events_of(db, "identity", customer_id) == ["identity.CustomerRegistered"]
 
     @pytest.mark.parametrize(("change", "field"), BAD_PROFILES)
     async def test_invalid_change_is_422_naming_the_field(self, client, db, change, field):
         customer_id = await register(client)
         assert_problem(await client.put(f"/customers/{customer_id}/profile", json=change), 422, field)
-        assert len(await events_of(db, customer_id)) == 1
+        assert len(await events_of(db, "identity", customer_id)) == 1
 
     async def test_a_suspended_customer_may_change_the_profile(self, client):
         customer_id = await register(client)
@@ -484,7 +453,7 @@ class TestAddAddress:
         customer_id, _ = await customer_with_addresses(client, 10)
         problem = assert_problem(await client.post(f"/customers/{customer_id}/addresses", json=place()), 409)
         assert "10" in problem["detail"]
-        assert len(await events_of(db, customer_id)) == 11
+        assert len(await events_of(db, "identity", customer_id)) == 11
         assert len(await book(client, customer_id, 11)) == 10
 
     @pytest.mark.parametrize(("change", "field"), BAD_ADDRESSES)
@@ -492,7 +461,7 @@ class TestAddAddress:
         customer_id = await register(client)
         response = await client.post(f"/customers/{customer_id}/addresses", json=place(**change))
         assert_problem(response, 422, field)
-        assert len(await events_of(db, customer_id)) == 1
+        assert len(await events_of(db, "identity", customer_id)) == 1
 
 
 class TestJsonTypesAreNotCoerced:
@@ -581,7 +550,7 @@ class TestUpdateAddress:
         customer_id, (address_id,) = await customer_with_addresses(client, 1)
         response = await client.put(f"/customers/{customer_id}/addresses/{address_id}", json=change)
         assert_problem(response, 422, field)
-        assert len(await events_of(db, customer_id)) == 2
+        assert len(await events_of(db, "identity", customer_id)) == 2
 
 
 class TestRemoveAddress:
@@ -601,7 +570,7 @@ class TestRemoveAddress:
     async def test_the_last_address_cannot_be_removed(self, client, db):
         customer_id, (only,) = await customer_with_addresses(client, 1)
         assert_problem(await client.delete(f"/customers/{customer_id}/addresses/{only}"), 409)
-        assert len(await events_of(db, customer_id)) == 2
+        assert len(await events_of(db, "identity", customer_id)) == 2
 
     async def test_unknown_address_is_404(self, client):
         customer_id, _ = await customer_with_addresses(client, 2)
@@ -627,7 +596,7 @@ class TestSetDefaultAddress:
     async def test_choosing_the_current_default_keeps_the_version(self, client, db):
         customer_id, (first, _) = await customer_with_addresses(client, 2)
         assert_accepted(await client.put(f"/customers/{customer_id}/addresses/{first}/default"), 3)
-        assert len(await events_of(db, customer_id)) == 3
+        assert len(await events_of(db, "identity", customer_id)) == 3
 
     async def test_unknown_address_is_404(self, client):
         customer_id, _ = await customer_with_addresses(client, 1)
@@ -682,7 +651,7 @@ class TestReactivateAccount:
     async def test_an_active_account_cannot_be_reactivated(self, client, db):
         customer_id = await register(client)
         assert_problem(await client.put(f"/customers/{customer_id}/reactivate"), 409)
-        assert len(await events_of(db, customer_id)) == 1
+        assert len(await events_of(db, "identity", customer_id)) == 1
 
 
 class TestCloseAccount:
@@ -696,27 +665,14 @@ class TestCloseAccount:
         assert_accepted(await client.put(f"/customers/{customer_id}/close"), version + 1)
         assert (await card(client, customer_id, version + 1))["status"] == "Closed"
 
-    @pytest.mark.parametrize(
-        ("method", "suffix", "body"),
-        [
-            ("PUT", "/profile", {"first_name": "Eve"}),
-            ("POST", "/addresses", place()),
-            ("PUT", "/addresses/{address_id}", {"city": "Paris"}),
-            ("DELETE", "/addresses/{address_id}", None),
-            ("PUT", "/addresses/{address_id}/default", None),
-            ("PUT", "/suspend", {"reason": "after close"}),
-            ("PUT", "/reactivate", None),
-            ("PUT", "/close", None),
-            ("PUT", "/tier", {"new_tier": "Gold"}),
-        ],
-    )
-    async def test_a_closed_account_refuses_every_command_with_409(self, client, db, method, suffix, body):
-        customer_id, (_, second) = await customer_with_addresses(client, 2)
-        assert_accepted(await client.put(f"/customers/{customer_id}/close"), 4)
-        path = f"/customers/{customer_id}" + suffix.format(address_id=second)
-        response = await client.request(method, path, json=body)
-        assert_problem(response, 409)
-        assert len(await events_of(db, customer_id)) == 4
+    @pytest.mark.parametrize("route", ON_A_CUSTOMER, ids=str)
+    async def test_a_closed_account_refuses_every_command_with_409(self, client, db, route):
+        target = await app_routes().target(client, route)
+        customer_id = target.ids["customer_id"]
+        closed = target.version + 1
+        assert_accepted(await client.put(f"/customers/{customer_id}/close"), closed)
+        assert_problem(await send(client, route, target.ids), 409)
+        assert len(await events_of(db, "identity", customer_id)) == closed
 
 
 # --- PUT /customers/{id}/tier ----------------------------------------------------------------------
@@ -734,7 +690,7 @@ class TestUpgradeTier:
         customer_id = await register(client)
         assert_accepted(await client.put(f"/customers/{customer_id}/tier", json={"new_tier": "Gold"}), 2)
         assert_problem(await client.put(f"/customers/{customer_id}/tier", json={"new_tier": target}), 409)
-        assert len(await events_of(db, customer_id)) == 2
+        assert len(await events_of(db, "identity", customer_id)) == 2
 
     @pytest.mark.parametrize(
         ("body", "field"),
@@ -762,156 +718,20 @@ class TestUpgradeTier:
 
 # --- unknown customers and ids ---------------------------------------------------------------------
 
-WRITE_ROUTES = [
-    ("PUT", "/profile", {"first_name": "Eve"}),
-    ("POST", "/addresses", place()),
-    ("PUT", "/addresses/{address_id}", {"city": "Paris"}),
-    ("DELETE", "/addresses/{address_id}", None),
-    ("PUT", "/addresses/{address_id}/default", None),
-    ("PUT", "/suspend", {"reason": "check"}),
-    ("PUT", "/reactivate", None),
-    ("PUT", "/close", None),
-    ("PUT", "/tier", {"new_tier": "Gold"}),
-]
 READ_ROUTES = ["", "/addresses"]
-NOT_CUSTOMER_IDS = [
-    "00000000-0000-4000-8000-000000000000",
-    "not-a-uuid",
-    "12345",
-    "0" * 300,
-    "%20",
-    "caf%C3%A9",
-    "%00",
-    "' OR 1=1 --",
-    "segments-x",
-]
 
 
 class TestUnknownCustomer:
-    @pytest.mark.parametrize("customer_id", NOT_CUSTOMER_IDS)
-    @pytest.mark.parametrize(("method", "suffix", "body"), WRITE_ROUTES)
-    async def test_commands_on_an_unknown_or_malformed_customer_id_are_404(
-        self, client, customer_id, method, suffix, body
-    ):
-        path = f"/customers/{customer_id}" + suffix.format(address_id=uuid.uuid4())
-        assert_problem(await client.request(method, path, json=body), 404)
-
-    @pytest.mark.parametrize("customer_id", NOT_CUSTOMER_IDS)
+    @pytest.mark.parametrize("customer_id", NOT_IDS)
     @pytest.mark.parametrize("suffix", READ_ROUTES)
     async def test_reads_of_an_unknown_or_malformed_customer_id_are_404(self, client, customer_id, suffix):
         assert_problem(await client.get(f"/customers/{customer_id}{suffix}"), 404)
-
-
-# --- If-Match, ETag --------------------------------------------------------------------------------
-
-
-class TestIfMatch:
-    @pytest.mark.parametrize("tag", ['"1"', '"0", "1"', 'W/"1", "1"', "*"])
-    async def test_a_matching_version_applies(self, client, tag):
-        customer_id = await register(client)
-        response = await client.put(
-            f"/customers/{customer_id}/profile", json={"first_name": "Eve"}, headers={"If-Match": tag}
-        )
-        assert_accepted(response, 2)
-
-    @pytest.mark.parametrize("tag", ['"2"', '"0"', "garbage", '"-1"', '"1.0"', '""', 'W/"1"', "1"])
-    async def test_a_version_the_customer_does_not_have_is_412(self, client, db, tag):
-        customer_id = await register(client)
-        response = await client.put(
-            f"/customers/{customer_id}/profile", json={"first_name": "Eve"}, headers={"If-Match": tag}
-        )
-        assert_problem(response, 412)
-        assert len(await events_of(db, customer_id)) == 1
-
-    @pytest.mark.parametrize(
-        ("method", "suffix", "body"),
-        [r for r in WRITE_ROUTES if r[1] not in ("/reactivate",)],
-    )
-    async def test_every_command_honours_if_match(self, client, db, method, suffix, body):
-        customer_id, (_, second) = await customer_with_addresses(client, 2)
-        path = f"/customers/{customer_id}" + suffix.format(address_id=second)
-        stale = await client.request(method, path, json=body, headers={"If-Match": '"2"'})
-        assert_problem(stale, 412)
-        assert len(await events_of(db, customer_id)) == 3
-        fresh = await client.request(method, path, json=body, headers={"If-Match": '"3"'})
-        assert fresh.status_code in (200, 201), fresh.text
-        assert fresh.json()["version"] == 4
-
-    async def test_read_etag_feeds_the_next_if_match(self, client):
-        customer_id = await register(client)
-        await client.put(f"/customers/{customer_id}/tier", json={"new_tier": "Silver"})
-        read = await eventually(client, f"/customers/{customer_id}", 2)
-        tag = read.headers["etag"]
-        assert tag == f'"{read.json()["version"]}"' == '"2"'
-        ok = await client.put(
-            f"/customers/{customer_id}/tier", json={"new_tier": "Gold"}, headers={"If-Match": tag}
-        )
-        assert_accepted(ok, 3)
-        again = await client.put(
-            f"/customers/{customer_id}/tier", json={"new_tier": "Platinum"}, headers={"If-Match": tag}
-        )
-        assert_problem(again, 412)
 
 
 # --- Idempotency-Key -------------------------------------------------------------------------------
 
 
 class TestIdempotencyKey:
-    async def test_a_retried_registration_returns_the_first_response_and_registers_once(self, client, db):
-        body, headers = person(), {"Idempotency-Key": f"reg-{uuid.uuid4()}"}
-        first = await client.post("/customers", json=body, headers=headers)
-        again = await client.post("/customers", json=body, headers=headers)
-        assert first.status_code == again.status_code == 201
-        assert first.json() == again.json()
-        assert first.headers["location"] == again.headers["location"]
-        customer_id = first.json()["customer_id"]
-        assert await events_of(db, customer_id) == ["identity.CustomerRegistered"]
-        assert await customers_with_external_id(db, body["external_id"]) == 1
-
-    async def test_a_retried_address_returns_the_same_address_id(self, client, db):
-        customer_id = await register(client)
-        headers = {"Idempotency-Key": f"addr-{uuid.uuid4()}"}
-        first = await client.post(f"/customers/{customer_id}/addresses", json=place(), headers=headers)
-        again = await client.post(f"/customers/{customer_id}/addresses", json=place(), headers=headers)
-        assert first.status_code == again.status_code == 201
-        assert first.json() == again.json()
-        assert len(await events_of(db, customer_id)) == 2
-
-    async def test_a_retried_command_returns_the_first_response_and_runs_once(self, client, db):
-        customer_id = await register(client)
-        headers = {"Idempotency-Key": f"tier-{uuid.uuid4()}"}
-        path = f"/customers/{customer_id}/tier"
-        responses = [await client.put(path, json={"new_tier": "Gold"}, headers=headers) for _ in range(3)]
-        for response in responses:
-            assert_accepted(response, 2)
-        assert await events_of(db, customer_id) == ["identity.CustomerRegistered", "identity.TierUpgraded"]
-
-    async def test_a_retried_delete_runs_once(self, client, db):
-        customer_id, (_, second) = await customer_with_addresses(client, 2)
-        headers = {"Idempotency-Key": f"del-{uuid.uuid4()}"}
-        path = f"/customers/{customer_id}/addresses/{second}"
-        for _ in range(2):
-            assert_accepted(await client.delete(path, headers=headers), 4)
-        assert len(await events_of(db, customer_id)) == 4
-
-    async def test_the_same_key_with_another_body_is_422(self, client, db):
-        headers = {"Idempotency-Key": f"reg-{uuid.uuid4()}"}
-        assert (await client.post("/customers", json=person(), headers=headers)).status_code == 201
-        other = person()
-        assert_problem(await client.post("/customers", json=other, headers=headers), 422)
-        assert await customers_with_external_id(db, other["external_id"]) == 0
-
-    async def test_the_same_key_on_another_route_is_422(self, client):
-        customer_id = await register(client)
-        headers = {"Idempotency-Key": f"mix-{uuid.uuid4()}"}
-        assert_accepted(
-            await client.put(f"/customers/{customer_id}/tier", json={"new_tier": "Gold"}, headers=headers), 2
-        )
-        response = await client.put(
-            f"/customers/{customer_id}/suspend", json={"reason": "x"}, headers=headers
-        )
-        assert_problem(response, 422)
-
     async def test_a_refused_command_does_not_use_up_the_key(self, client):
         customer_id = await register(client)
         headers = {"Idempotency-Key": f"refused-{uuid.uuid4()}"}
@@ -920,108 +740,11 @@ class TestIdempotencyKey:
         await client.put(f"/customers/{customer_id}/suspend", json={"reason": "check"})
         assert_accepted(await client.put(path, headers=headers), 3)
 
-    async def test_an_overlong_key_is_422(self, client):
-        response = await client.post("/customers", json=person(), headers={"Idempotency-Key": "k" * 256})
-        assert_problem(response, 422)
+
+# --- hostile lookups ------------------------------------------------------------------------------
 
 
-# --- bodies that are not JSON objects, and hostile input -------------------------------------------
-
-BODY_ROUTES = [
-    ("POST", ""),
-    ("PUT", "/{customer_id}/profile"),
-    ("POST", "/{customer_id}/addresses"),
-    ("PUT", "/{customer_id}/addresses/{address_id}"),
-    ("PUT", "/{customer_id}/suspend"),
-    ("PUT", "/{customer_id}/tier"),
-]
-NOT_OBJECTS = [b"{not json", b"", b"[]", b"[1, 2]", b'"text"', b"42", b"null", b"true", b"{", b"\xff\xfe"]
-
-
-@pytest.fixture(scope="module")
-async def existing(client) -> tuple[str, str]:
-    customer_id = await register(client)
-    return customer_id, await add_address(client, customer_id)
-
-
-class TestBodyThatIsNotAJsonObject:
-    @pytest.mark.parametrize("body", NOT_OBJECTS)
-    @pytest.mark.parametrize(("method", "suffix"), BODY_ROUTES)
-    async def test_is_400(self, client, existing, method, suffix, body):
-        customer_id, address_id = existing
-        path = "/customers" + suffix.format(customer_id=customer_id, address_id=address_id)
-        response = await client.request(
-            method, path, content=body, headers={"content-type": "application/json"}
-        )
-        assert_problem(response, 400)
-
-    async def test_a_body_over_one_mebibyte_is_413(self, client):
-        response = await client.post("/customers", json=person(first_name="x" * (1024 * 1024 + 1)))
-        assert_problem(response, 413)
-
-
-# JSON members written out by hand, so that what no JSON library would send (U+0000, lone surrogates,
-# numbers beyond a double) still reaches the server.
-HOSTILE_MEMBERS = [
-    r'"first_name": "A\u0000da"',
-    r'"last_name": "\u0000"',
-    r'"phone": "\u0000"',
-    r'"email": "a\u0000b@example.com"',
-    r'"external_id": "crm-\u0000"',
-    r'"first_name": "\ud800"',
-    r'"first_name": "\udc00x"',
-    r'"first_name": "\ud83d\ude00"',
-    r'"first_name": "\u0007\u001b[31m"',
-    '"first_name": "' + "\U0001f600" * 101 + '"',
-    '"first_name": "' + "x" * 500_000 + '"',
-    '"first_name": {"a": {"b": {"c": [[[[[]]]]]}}}',
-    '"first_name": ' + "[" * 10_000 + "]" * 10_000,
-    '"date_of_birth": "0001-01-01"',
-    '"date_of_birth": "0000-01-01"',
-    r'"date_of_birth": "1990-12-10\u0000"',
-    r'"reason": "\u0000"',
-    r'"new_tier": "\u0000"',
-    r'"street": "\u0000", "city": "\u0000", "postal_code": "\u0000", "country": "\u0000"',
-    r'"label": "\u0000"',
-    r'"state": "\u0000"',
-    '"geo_lat": 1e400, "geo_lng": 0',
-    '"geo_lat": -0.0, "geo_lng": 1e-320',
-    '"geo_lat": 1e308, "geo_lng": -1e308',
-    '"geo_lat": 123456789012345678901234567890, "geo_lng": 0',
-    '"geo_lat": NaN, "geo_lng": Infinity',
-    '"is_default": tru',
-    '"first_name": "Ada", "first_name": "Eve"',
-]
-BASE_BODIES: dict[str, dict[str, Any]] = {
-    "": person(),
-    "/{customer_id}/profile": {},
-    "/{customer_id}/addresses": place(),
-    "/{customer_id}/addresses/{address_id}": {},
-    "/{customer_id}/suspend": {"reason": "check"},
-    "/{customer_id}/tier": {"new_tier": "Silver"},
-}
-
-
-class TestMalformedInputNeverYields500:
-    @pytest.mark.parametrize("member", HOSTILE_MEMBERS, ids=range(len(HOSTILE_MEMBERS)))
-    @pytest.mark.parametrize(("method", "suffix"), BODY_ROUTES)
-    async def test_hostile_values_are_answered_with_a_problem_below_500(
-        self, client, existing, method, suffix, member
-    ):
-        customer_id, address_id = existing
-        path = "/customers" + suffix.format(customer_id=customer_id, address_id=address_id)
-        base = BASE_BODIES[suffix]
-        if method == "POST" and suffix == "":
-            base = person()  # a fresh e-mail and external id every time
-        document = json.dumps(base)[:-1] + (", " if base else "") + member + "}"
-        response = await client.request(
-            method, path, content=document.encode("utf-8", "surrogatepass"),
-            headers={"content-type": "application/json"},
-        )  # fmt: skip
-        assert response.status_code < 500, response.text
-        if response.status_code >= 400:
-            assert_problem(response, response.status_code)
-
+class TestHostileLookups:
     @pytest.mark.parametrize(
         "query",
         [
@@ -1052,13 +775,6 @@ class TestCustomerCard:
         await add_address(client, customer_id)
         shown = await card(client, customer_id, 5)
         assert (shown["last_name"], shown["tier"], shown["status"]) == ("King", "Silver", "Suspended")
-
-    async def test_an_uppercase_id_names_the_same_customer(self, client):
-        customer_id = await register(client)
-        await eventually(client, f"/customers/{customer_id}", 1)
-        response = await client.get(f"/customers/{customer_id.upper()}")
-        assert response.status_code == 200
-        assert response.json()["customer_id"] == customer_id
 
 
 class TestAddressBookRead:
@@ -1181,14 +897,3 @@ class TestSegments:
         assert final["statuses"]["Active"] == before["statuses"]["Active"] + 1
         everyone = sum(before["tiers"].values()) + 2
         assert sum(final["tiers"].values()) == sum(final["statuses"].values()) == everyone
-
-
-class TestOpenApi:
-    async def test_every_identity_route_is_in_the_schema(self, client):
-        schema = (await client.get("/schema/openapi.json")).json()
-        operations = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
-        assert {
-            "registerCustomer", "updateProfile", "addAddress", "updateAddress", "removeAddress",
-            "setDefaultAddress", "suspendAccount", "reactivateAccount", "closeAccount", "upgradeTier",
-            "getCustomer", "listAddresses", "findCustomer", "getSegments",
-        } <= operations  # fmt: skip

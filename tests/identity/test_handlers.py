@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 
 from bus.errors import Conflict, NotFound, VersionMismatch
 from bus.messages import Command, registry
+from bus.module import ContextModule
 from bus.uow import Meta, Outcome
 from contexts import identity
 from contexts.identity import events
@@ -34,7 +35,6 @@ from contexts.identity.profile import UpdateProfile
 from contexts.identity.registration import RegisterCustomer
 from contexts.identity.tier import UpgradeTier
 from shopstream.bootstrap import Messaging
-from shopstream.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -42,15 +42,8 @@ BORN = date(1990, 12, 10)
 
 
 @pytest.fixture(scope="module")
-async def identity_settings(context_settings) -> Settings:
-    return await context_settings("identity_handlers", [identity.module])
-
-
-@pytest.fixture
-async def messaging(identity_settings: Settings) -> AsyncIterator[Messaging]:
-    opened = await Messaging.open(identity_settings, [identity.module])
-    yield opened
-    await opened.close()
+def contexts() -> list[ContextModule]:
+    return [identity.module]
 
 
 @pytest.fixture
@@ -154,23 +147,19 @@ class TestRegisterCustomer:
         assert outcome.version == 1
 
     async def test_concurrent_registrations_of_one_email_let_exactly_one_through(
-        self, messaging, identity_settings, pool
+        self, messaging, other, pool
     ):
-        other = await Messaging.open(identity_settings, [identity.module])
-        try:
-            unique = uuid.uuid4().hex[:8]
-            spellings = [
-                f"race.{unique}@example.com",
-                f"RACE.{unique}@EXAMPLE.COM",
-                f"Race.{unique}@Example.com",
-            ]
-            commands = [registration(email=spellings[n % 3]) for n in range(9)]
-            results = await asyncio.gather(
-                *(bus.execute(c) for bus, c in zip([messaging.bus, other.bus] * 5, commands, strict=False)),
-                return_exceptions=True,
-            )
-        finally:
-            await other.close()
+        unique = uuid.uuid4().hex[:8]
+        spellings = [
+            f"race.{unique}@example.com",
+            f"RACE.{unique}@EXAMPLE.COM",
+            f"Race.{unique}@Example.com",
+        ]
+        commands = [registration(email=spellings[n % 3]) for n in range(9)]
+        results = await asyncio.gather(
+            *(bus.execute(c) for bus, c in zip([messaging.bus, other.bus] * 5, commands, strict=False)),
+            return_exceptions=True,
+        )
         assert len(failures(results)) == 8
         assert all(isinstance(f, EmailAlreadyRegistered) for f in failures(results)), failures(results)
         stored = await pool.fetch(
@@ -186,18 +175,14 @@ class TestRegisterCustomer:
         assert events_written == 1
 
     async def test_concurrent_registrations_of_one_external_id_let_exactly_one_through(
-        self, messaging, identity_settings, pool
+        self, messaging, other, pool
     ):
-        other = await Messaging.open(identity_settings, [identity.module])
-        try:
-            external_id = f"crm-race-{uuid.uuid4().hex[:8]}"
-            commands = [registration(external_id=external_id) for _ in range(8)]
-            results = await asyncio.gather(
-                *(bus.execute(c) for bus, c in zip([messaging.bus, other.bus] * 4, commands, strict=True)),
-                return_exceptions=True,
-            )
-        finally:
-            await other.close()
+        external_id = f"crm-race-{uuid.uuid4().hex[:8]}"
+        commands = [registration(external_id=external_id) for _ in range(8)]
+        results = await asyncio.gather(
+            *(bus.execute(c) for bus, c in zip([messaging.bus, other.bus] * 4, commands, strict=True)),
+            return_exceptions=True,
+        )
         assert len(failures(results)) == 7
         assert all(isinstance(f, ExternalIdAlreadyRegistered) for f in failures(results)), failures(results)
         stored = await pool.fetchval(
@@ -283,16 +268,12 @@ class TestVersionChecks:
             (3, "identity.TierUpgraded"),
         ]
 
-    async def test_two_buses_racing_on_one_customer_lose_no_update(self, messaging, identity_settings, pool):
+    async def test_two_buses_racing_on_one_customer_lose_no_update(self, messaging, other, pool):
         customer_id = await registered(messaging)
-        other = await Messaging.open(identity_settings, [identity.module])
-        try:
-            outcomes = await asyncio.gather(
-                messaging.bus.execute(UpdateProfile(customer_id=customer_id, first_name="Augusta")),
-                other.bus.execute(UpgradeTier(customer_id=customer_id, new_tier="Gold")),
-            )
-        finally:
-            await other.close()
+        outcomes = await asyncio.gather(
+            messaging.bus.execute(UpdateProfile(customer_id=customer_id, first_name="Augusta")),
+            other.bus.execute(UpgradeTier(customer_id=customer_id, new_tier="Gold")),
+        )
         assert sorted(o.version for o in outcomes) == [2, 3]
         rows = await outbox_rows(pool, customer_id)
         assert [r["aggregate_version"] for r in rows] == [1, 2, 3]
