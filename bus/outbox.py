@@ -154,7 +154,6 @@ class Relay:
         self.redis = redis
         self.config = config
         self._wake = asyncio.Event()
-        self.published = 0
         self._published = metrics.relay_published.labels(outbox.context)
 
     def stream_of(self, aggregate_id: str) -> str:
@@ -179,7 +178,6 @@ class Relay:
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
-        self.published += len(rows)
         self._published.inc(len(rows))
         return len(rows)
 
