@@ -126,7 +126,7 @@ class Observer:
         self.messaging = messaging
         self.monitor = Monitor(messaging)
         self.pool = messaging.pool_of(CONTEXT)
-        self.consumers = sorted(n for n, i in messaging.inboxes.items() if i.projection.context == CONTEXT)
+        self.consumers = sorted(messaging.inboxes_of([CONTEXT]))
 
     @classmethod
     async def open(cls, settings: Settings) -> Observer:
