@@ -1,5 +1,5 @@
 """Catalogue read models, each kept by its own consumer: product detail, product cards, price history,
-category tree.
+category tree, and the customers' tiers (from identity's events, `customers`).
 
 Every read model has one root row per aggregate that carries the `version` and `updated_at` of the last
 event it reflects, stamped by `ReadModel` after every event of the aggregate it serves.
