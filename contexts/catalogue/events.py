@@ -33,6 +33,7 @@ class ProductCreated(Event, frozen=True, kw_only=True, tag="catalogue.ProductCre
     slug: str | None
     status: str
     created_at: datetime
+    restricted_to_tier: str = "Silver"  # added later: events stored before it were all Silver
 
 
 @message

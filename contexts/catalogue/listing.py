@@ -23,6 +23,7 @@ class CreateProduct(ProductCommand, frozen=True, kw_only=True, tag="catalogue.Cr
     brand: str | None = None
     attributes: dict[str, Any] | None = None
     visibility: str = "Public"
+    restricted_to_tier: str = "Silver"
     meta_title: str | None = None
     meta_description: str | None = None
     slug: str | None = None
@@ -41,6 +42,7 @@ async def create_product(command: CreateProduct, uow: UnitOfWork) -> Outcome:
             brand=command.brand,
             attributes=command.attributes,
             visibility=command.visibility,
+            restricted_to_tier=command.restricted_to_tier,
             meta_title=command.meta_title,
             meta_description=command.meta_description,
             slug=command.slug,

@@ -37,6 +37,7 @@ from contexts.catalogue.events import (
 from contexts.catalogue.images import Image
 from contexts.catalogue.values import Currency, ProductStatus, Visibility
 from contexts.catalogue.variants import Variant
+from contexts.contracts import Tier
 
 __all__ = ["Image", "Product", "ProductState", "Variant"]
 
@@ -58,6 +59,7 @@ class ProductState(msgspec.Struct, frozen=True, kw_only=True):
     brand: str | None = None
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     visibility: Visibility = Visibility.PUBLIC
+    restricted_to_tier: Tier = Tier.SILVER
     meta_title: str | None = None
     meta_description: str | None = None
     slug: str | None = None
@@ -88,6 +90,7 @@ class Product(Aggregate):
         brand: str | None = None,
         attributes: dict[str, Any] | None = None,
         visibility: str = Visibility.PUBLIC,
+        restricted_to_tier: str = Tier.SILVER,
         meta_title: str | None = None,
         meta_description: str | None = None,
         slug: str | None = None,
@@ -101,6 +104,7 @@ class Product(Aggregate):
             seller_id=check.check(values.seller_id, seller_id),
             category_id=category.id if category else None,
             visibility=check.check(values.choice, Visibility, "visibility", visibility),
+            restricted_to_tier=check.check(values.restricted_to_tier, restricted_to_tier),
             created_at=now,
             updated_at=now,
             **values.product_details(

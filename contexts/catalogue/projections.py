@@ -1,5 +1,5 @@
 """Catalogue read models, each kept by its own consumer: product detail, product cards, price history,
-category tree.
+category tree, and the customers' tiers (from identity's events, `customers`).
 
 Every read model has one root row per aggregate that carries the `version` and `updated_at` of the last
 event it reflects, stamped by `ReadModel` after every event of the aggregate it serves.
@@ -13,6 +13,10 @@ come out right whatever order the events came in — a child category before its
 its category — a renamed ancestor shows in every descendant's breadcrumb at once, at any depth, and no
 hot counter row serialises the writers. A product is counted in the category it is filed in directly, from
 its creation until it is archived.
+
+Every read model a caller reads products through keeps, per product, the columns the visibility rule
+reads (`viewer`): status, visibility, restricted_to_tier and seller_id. The cards keep their own copy of
+the tier prices, so `your_min_price`/`your_max_price` come from the cards' rows alone.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncpg
 from bus.messages import Envelope, encoder
 from bus.readmodel import ReadModel
 from contexts.catalogue import events as e
+from contexts.catalogue.customers import CustomerTiers
 from contexts.catalogue.values import Currency
 
 PRODUCT_EVENTS: tuple[type, ...] = (
@@ -57,19 +62,20 @@ class ProductDetails(ReadModel):
     )
     key = "product_id"
     stamps = PRODUCT_EVENTS
+    version = 2  # restricted_to_tier
 
     async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
             case e.ProductCreated():
                 await conn.execute(
                     "INSERT INTO catalogue.product_details (product_id, sku, seller_id, title, description,"
-                    " category_id, brand, attributes, visibility, meta_title, meta_description, slug, status,"
-                    " created_at, updated_at, version)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
+                    " category_id, brand, attributes, visibility, restricted_to_tier, meta_title,"
+                    " meta_description, slug, status, created_at, updated_at, version)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)",
                     event.product_id, event.sku, event.seller_id, event.title, event.description,
-                    event.category_id, event.brand, _json(event.attributes), event.visibility, event.meta_title,
-                    event.meta_description, event.slug, event.status, event.created_at,
-                    envelope.aggregate_version,
+                    event.category_id, event.brand, _json(event.attributes), event.visibility,
+                    event.restricted_to_tier, event.meta_title, event.meta_description, event.slug, event.status,
+                    event.created_at, envelope.aggregate_version,
                 )  # fmt: skip
             case e.ProductDetailsUpdated():
                 await conn.execute(
@@ -135,9 +141,15 @@ class ProductDetails(ReadModel):
 
 class ProductCards(ReadModel):
     name = "catalogue.product_cards"
-    tables = ("catalogue.product_cards", "catalogue.product_card_variants", "catalogue.product_card_images")
+    tables = (
+        "catalogue.product_cards",
+        "catalogue.product_card_variants",
+        "catalogue.product_card_images",
+        "catalogue.product_card_tier_prices",
+    )
     key = "product_id"
     stamps = PRODUCT_EVENTS
+    version = 2  # visibility, restricted_to_tier and tier prices
     # Exact on every event: min/max over the current prices of the active variants (one currency per
     # product, a domain rule), and the primary image as the image rows say.
     derived = (
@@ -154,10 +166,11 @@ class ProductCards(ReadModel):
             case e.ProductCreated():
                 await conn.execute(
                     "INSERT INTO catalogue.product_cards (product_id, sku, title, brand, category_id,"
-                    " seller_id, status, created_at, updated_at, version)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+                    " seller_id, status, visibility, restricted_to_tier, created_at, updated_at, version)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
                     event.product_id, event.sku, event.title, event.brand, event.category_id,
-                    event.seller_id, event.status, event.created_at, envelope.aggregate_version,
+                    event.seller_id, event.status, event.visibility, event.restricted_to_tier, event.created_at,
+                    envelope.aggregate_version,
                 )  # fmt: skip
             case e.ProductDetailsUpdated():
                 await conn.execute(
@@ -166,15 +179,28 @@ class ProductCards(ReadModel):
                 )  # fmt: skip
             case e.VariantAdded():
                 await conn.execute(
-                    "INSERT INTO catalogue.product_card_variants"
-                    " (product_id, variant_id, base_price, currency, is_active) VALUES ($1, $2, $3, $4, $5)",
+                    "WITH variant AS (INSERT INTO catalogue.product_card_variants"
+                    " (product_id, variant_id, base_price, currency, is_active) VALUES ($1, $2, $3, $4, $5))"
+                    " INSERT INTO catalogue.product_card_tier_prices (product_id, variant_id, tier, price)"
+                    " SELECT $1, $2, tier, price FROM unnest($6::text[], $7::numeric[]) AS t(tier, price)",
                     event.product_id, event.variant_id, event.base_price, event.currency, event.is_active,
+                    list(event.tier_prices), list(event.tier_prices.values()),
                 )  # fmt: skip
             case e.VariantPriceChanged():
                 await conn.execute(
-                    "UPDATE catalogue.product_card_variants SET base_price = $3, currency = $4"
+                    "WITH tiers AS (UPDATE catalogue.product_card_tier_prices SET price = round(price, $5)"
+                    " WHERE product_id = $1 AND variant_id = $2 AND $6)"
+                    " UPDATE catalogue.product_card_variants SET base_price = $3, currency = $4"
                     " WHERE product_id = $1 AND variant_id = $2",
                     event.product_id, event.variant_id, event.new_price, event.currency,
+                    Currency(event.currency).minor_digits, event.currency != event.previous_currency,
+                )  # fmt: skip
+            case e.TierPriceSet():
+                await conn.execute(
+                    "INSERT INTO catalogue.product_card_tier_prices (product_id, variant_id, tier, price)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (product_id, variant_id, tier)"
+                    " DO UPDATE SET price = EXCLUDED.price",
+                    event.product_id, event.variant_id, event.tier, event.price,
                 )  # fmt: skip
             case e.ProductImageAdded():
                 await conn.execute(
@@ -204,13 +230,21 @@ class PriceHistories(ReadModel):
     tables = ("catalogue.price_histories", "catalogue.price_changes")
     key = "product_id"
     stamps = PRODUCT_EVENTS
+    version = 2  # status, visibility, restricted_to_tier and seller_id
 
     async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
             case e.ProductCreated():
                 await conn.execute(
-                    "INSERT INTO catalogue.price_histories (product_id, updated_at, version) VALUES ($1, $2, $3)",
-                    event.product_id, event.created_at, envelope.aggregate_version,
+                    "INSERT INTO catalogue.price_histories (product_id, seller_id, status, visibility,"
+                    " restricted_to_tier, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    event.product_id, event.seller_id, event.status, event.visibility, event.restricted_to_tier,
+                    event.created_at, envelope.aggregate_version,
+                )  # fmt: skip
+            case e.ProductActivated() | e.ProductDiscontinued() | e.ProductArchived():
+                await conn.execute(
+                    "UPDATE catalogue.price_histories SET status = $2 WHERE product_id = $1",
+                    event.product_id, _STATUS_AFTER[type(event)],
                 )  # fmt: skip
             case e.VariantPriceChanged():
                 await conn.execute(
@@ -227,6 +261,7 @@ class CategoryTree(ReadModel):
     tables = ("catalogue.category_nodes", "catalogue.category_products")
     key = "category_id"
     stamps = CATEGORY_EVENTS
+    version = 2  # what the visibility rule reads of each filed product
 
     async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
@@ -257,8 +292,15 @@ class CategoryTree(ReadModel):
                 )  # fmt: skip
             case e.ProductCreated(category_id=str()):
                 await conn.execute(
-                    "INSERT INTO catalogue.category_products (product_id, category_id) VALUES ($1, $2)",
-                    event.product_id, event.category_id,
+                    "INSERT INTO catalogue.category_products (product_id, category_id, seller_id, status,"
+                    " visibility, restricted_to_tier) VALUES ($1, $2, $3, $4, $5, $6)",
+                    event.product_id, event.category_id, event.seller_id, event.status, event.visibility,
+                    event.restricted_to_tier,
+                )  # fmt: skip
+            case e.ProductActivated() | e.ProductDiscontinued():
+                await conn.execute(
+                    "UPDATE catalogue.category_products SET status = $2 WHERE product_id = $1",
+                    event.product_id, _STATUS_AFTER[type(event)],
                 )  # fmt: skip
             case e.ProductArchived():
                 await conn.execute(
@@ -270,4 +312,4 @@ def _json(value: Any) -> str:
     return encoder.encode(value).decode()
 
 
-PROJECTIONS = (ProductDetails(), ProductCards(), PriceHistories(), CategoryTree())
+PROJECTIONS = (ProductDetails(), ProductCards(), PriceHistories(), CategoryTree(), CustomerTiers())

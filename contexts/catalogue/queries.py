@@ -1,6 +1,12 @@
 """Reads of the catalogue read models: `get_*` for one, `list_*` for many; money as `Decimal`, which a
 view sends as a decimal string.
 
+Every read takes the `Viewer` and answers only what it may see (`viewer.scope`): a product it may not
+see reads as None, exactly like an unknown one. `your_price`, `your_min_price` and `your_max_price` are
+the customer's prices (its tier's price where a variant has one, else the base price; active variants
+only); they are present and null for everyone else: anonymous callers, sellers, admins, and customers
+the catalogue does not know or knows as closed.
+
 Breadcrumbs and product counts are computed here, at read time, from the category tree's rows (see
 `projections`). The tree shows by default only active categories whose every ancestor is active: an
 inactive category hides its whole subtree. A category whose parent has not arrived yet is left out of
@@ -20,6 +26,7 @@ import msgspec
 
 from bus.errors import Invalid
 from bus.messages import encoder
+from contexts.catalogue.viewer import Scope, Viewer, scope
 
 _ID = "6f1c2b9e-8d4a-4e37-9b52-0c7a1d3e5f88"
 _AT = "2026-11-27T11:51:43.454232Z"
@@ -43,6 +50,14 @@ class VariantView(msgspec.Struct, frozen=True, kw_only=True):
     height: Annotated[Decimal | None, _eg("2")]
     dimension_unit: Annotated[str, _eg("cm")]
     is_active: Annotated[bool, _eg(True)]
+    your_price: Annotated[
+        Decimal | None,
+        msgspec.Meta(
+            examples=["17.99"],
+            description="what the calling customer pays: its tier's price, else the base price;"
+            " null for other callers and inactive variants",
+        ),
+    ] = None
 
 
 class ImageView(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +78,13 @@ class ProductDetail(msgspec.Struct, frozen=True, kw_only=True):
     brand: Annotated[str | None, _eg("Northwind")]
     attributes: Annotated[dict[str, Any], _eg({"material": "cotton"})]
     visibility: Annotated[str, _eg("Public")]
+    restricted_to_tier: Annotated[
+        str,
+        msgspec.Meta(
+            examples=["Silver"],
+            description="with visibility Tier_Restricted, the least customer tier that sees the product",
+        ),
+    ]
     meta_title: Annotated[str | None, _eg("Organic cotton tee | Northwind")]
     meta_description: Annotated[str | None, _eg("A heavyweight organic cotton tee.")]
     slug: Annotated[str | None, _eg("organic-cotton-tee")]
@@ -89,6 +111,20 @@ class ProductCard(msgspec.Struct, frozen=True, kw_only=True):
     variant_count: Annotated[int, _eg(3)]
     created_at: Annotated[datetime, _eg(_AT)]
     version: Annotated[int, _eg(7)]
+    your_min_price: Annotated[
+        Decimal | None,
+        msgspec.Meta(
+            examples=["17.99"],
+            description="the calling customer's lowest price over the active variants; null for other callers",
+        ),
+    ] = None
+    your_max_price: Annotated[
+        Decimal | None,
+        msgspec.Meta(
+            examples=["22.99"],
+            description="the calling customer's highest price over the active variants; null for other callers",
+        ),
+    ] = None
 
 
 class ProductCardPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,28 +189,50 @@ def _unstorable(*values: str | None) -> bool:
     return any(value is not None and "\x00" in value for value in values)
 
 
-_DETAIL = f"""
+_NO_PRICE = "NULL::numeric"
+
+
+def _your_price(tier: str | None, prices: str, variant: str) -> str:
+    """The customer's price of each active variant row `variant`: its tier's price in `prices`, else the
+    base price; NULL for anyone but a customer the catalogue knows (see `Scope.tier`)."""
+    if tier is None:
+        return _NO_PRICE
+    return (
+        f"CASE WHEN {variant}.is_active AND {tier} IS NOT NULL THEN coalesce((SELECT yt.price FROM {prices} yt"
+        f" WHERE yt.product_id = {variant}.product_id AND yt.variant_id = {variant}.variant_id"
+        f" AND yt.tier = {tier}), {variant}.base_price) END"
+    )
+
+
+def _detail(scoped: Scope) -> str:
+    your_price = _your_price(scoped.tier, "catalogue.product_detail_tier_prices", "v")
+    return f"""
 SELECT {_columns(ProductDetail, "d.", but=("variants", "images"))},
     coalesce((SELECT jsonb_agg(to_jsonb(v) || jsonb_build_object('tier_prices', coalesce(
                 (SELECT jsonb_object_agg(t.tier, t.price) FROM catalogue.product_detail_tier_prices t
-                 WHERE t.product_id = v.product_id AND t.variant_id = v.variant_id), '{{}}'))
+                 WHERE t.product_id = v.product_id AND t.variant_id = v.variant_id), '{{}}'),
+                'your_price', {your_price})
               ORDER BY v.added)
               FROM catalogue.product_detail_variants v WHERE v.product_id = d.product_id), '[]') AS variants,
     coalesce((SELECT jsonb_agg(to_jsonb(i) ORDER BY i.display_order, i.added)
               FROM catalogue.product_detail_images i WHERE i.product_id = d.product_id), '[]') AS images
-FROM catalogue.product_details d WHERE d.product_id = $1
+FROM catalogue.product_details d WHERE d.product_id = $1 AND {scoped.where}
 """
+
+
 # jsonb keeps NUMERIC's exact digits and msgspec decodes a JSON number into `Decimal` exactly.
 _object = msgspec.json.Decoder(dict[str, Any])
 _variants = msgspec.json.Decoder(list[VariantView])
 _images = msgspec.json.Decoder(list[ImageView])
 
 
-async def get_product(pool: asyncpg.Pool, product_id: str) -> ProductDetail | None:
-    """The product with its variants in the order added and its images in display order."""
+async def get_product(pool: asyncpg.Pool, product_id: str, *, viewer: Viewer) -> ProductDetail | None:
+    """The product with its variants in the order added and its images in display order; None if the
+    viewer may not see it."""
     if _unstorable(product_id):
         return None
-    row = await pool.fetchrow(_DETAIL, product_id)
+    scoped = scope(viewer, listed=False, param=2, alias="d")
+    row = await pool.fetchrow(_detail(scoped), product_id, *scoped.args)
     if row is None:
         return None
     return ProductDetail(
@@ -195,7 +253,20 @@ class _Cursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 _cursor_decoder = msgspec.json.Decoder(_Cursor)
-_CARDS = f"SELECT {_columns(ProductCard)} FROM catalogue.product_cards"
+_YOURS = ("your_min_price", "your_max_price")
+
+
+def card_columns(tier: str | None) -> str:
+    """The select list of a card of `catalogue.product_cards c`, for a caller of `Scope.tier` `tier`."""
+    cards = _columns(ProductCard, "c.", but=_YOURS)
+    if tier is None:
+        return f"{cards}, {_NO_PRICE} AS your_min_price, {_NO_PRICE} AS your_max_price"
+    price = _your_price(tier, "catalogue.product_card_tier_prices", "v")
+    mine = "FROM catalogue.product_card_variants v WHERE v.product_id = c.product_id AND v.is_active"
+    return (
+        f"{cards}, (SELECT min({price}) {mine}) AS your_min_price,"
+        f" (SELECT max({price}) {mine}) AS your_max_price"
+    )
 
 
 def _encode_cursor(card: ProductCard) -> str:
@@ -222,6 +293,7 @@ async def list_product_cards(
     status: str | None = None,
     limit: int = 20,
     cursor: str | None = None,
+    viewer: Viewer,
 ) -> ProductCardPage:
     """Cards newest first (created_at, then product_id, both descending), a page at a time. Paging by the
     last card's key rather than an offset keeps pages stable while products are added: no card repeats
@@ -230,8 +302,9 @@ async def list_product_cards(
     if _unstorable(category_id, seller_id, status):
         return ProductCardPage(items=[], next_cursor=None)
     limit = min(max(limit, 1), 100)
-    conditions: list[str] = []
-    args: list[object] = []
+    scoped = scope(viewer, listed=True, param=1)
+    conditions: list[str] = [scoped.where]
+    args: list[object] = [*scoped.args]
     for column, value in (("category_id", category_id), ("seller_id", seller_id), ("status", status)):
         if value is not None:
             args.append(value)
@@ -239,26 +312,29 @@ async def list_product_cards(
     if after is not None:
         args += [after.t, after.id]
         conditions.append(f"(created_at, product_id) < (${len(args) - 1}, ${len(args)})")
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = await pool.fetch(
-        f"{_CARDS}{where} ORDER BY created_at DESC, product_id DESC LIMIT ${len(args) + 1}", *args, limit + 1
+        f"SELECT {card_columns(scoped.tier)} FROM catalogue.product_cards c WHERE {' AND '.join(conditions)}"
+        f" ORDER BY created_at DESC, product_id DESC LIMIT ${len(args) + 1}",
+        *args,
+        limit + 1,
     )
-    items = [ProductCard(**_plain(row, "min_price", "max_price")) for row in rows[:limit]]
+    items = [ProductCard(**_plain(row, "min_price", "max_price", *_YOURS)) for row in rows[:limit]]
     return ProductCardPage(items=items, next_cursor=_encode_cursor(items[-1]) if len(rows) > limit else None)
 
 
-_PRICE_HISTORY = f"""
-SELECT h.version, {_columns(PriceChange, "c.")}
-FROM catalogue.price_histories h LEFT JOIN catalogue.price_changes c ON c.product_id = h.product_id
-WHERE h.product_id = $1 ORDER BY c.version DESC
-"""
-
-
-async def get_price_history(pool: asyncpg.Pool, product_id: str) -> PriceHistory | None:
-    """Every base-price change of the product's variants, newest first; None if the product is unknown."""
+async def get_price_history(pool: asyncpg.Pool, product_id: str, *, viewer: Viewer) -> PriceHistory | None:
+    """Every base-price change of the product's variants, newest first; None if the product is unknown
+    or the viewer may not see it."""
     if _unstorable(product_id):
         return None
-    rows = await pool.fetch(_PRICE_HISTORY, product_id)
+    scoped = scope(viewer, listed=False, param=2, alias="h")
+    rows = await pool.fetch(
+        f"SELECT h.version, {_columns(PriceChange, 'c.')} FROM catalogue.price_histories h"
+        " LEFT JOIN catalogue.price_changes c ON c.product_id = h.product_id"
+        f" WHERE h.product_id = $1 AND {scoped.where} ORDER BY c.version DESC",
+        product_id,
+        *scoped.args,
+    )
     if not rows:
         return None
     changes = [_plain(row, "previous_price", "new_price") for row in rows if row["variant_id"] is not None]
@@ -266,7 +342,8 @@ async def get_price_history(pool: asyncpg.Pool, product_id: str) -> PriceHistory
     return PriceHistory(items=items, version=rows[0]["version"])
 
 
-_CATEGORY = f"""
+def _category(scoped: Scope) -> str:
+    return f"""
 WITH RECURSIVE chain (category_id, parent_category_id, name, depth) AS (
     SELECT category_id, parent_category_id, name, 0 FROM catalogue.category_nodes WHERE category_id = $1
     UNION ALL
@@ -276,17 +353,19 @@ WITH RECURSIVE chain (category_id, parent_category_id, name, depth) AS (
 )
 SELECT {_columns(CategoryNode, "n.", but=("breadcrumb", "product_count"))},
     ARRAY(SELECT name FROM chain ORDER BY depth DESC) AS breadcrumb,
-    (SELECT count(*) FROM catalogue.category_products p WHERE p.category_id = n.category_id) AS product_count
+    (SELECT count(*) FROM catalogue.category_products p
+     WHERE p.category_id = n.category_id AND {scoped.where}) AS product_count
 FROM catalogue.category_nodes n WHERE n.category_id = $1
 """
 
 
-async def get_category(pool: asyncpg.Pool, category_id: str) -> CategoryNode | None:
+async def get_category(pool: asyncpg.Pool, category_id: str, *, viewer: Viewer) -> CategoryNode | None:
     """The category with its breadcrumb (names root → self) and the number of products filed in it
-    directly that are not archived, all read in one statement."""
+    directly that are not archived and that the viewer may list, all read in one statement."""
     if _unstorable(category_id):
         return None
-    row = await pool.fetchrow(_CATEGORY, category_id)
+    scoped = scope(viewer, listed=True, param=2, alias="p")
+    row = await pool.fetchrow(_category(scoped), category_id, *scoped.args)
     return None if row is None else CategoryNode(**dict(row))
 
 

@@ -260,11 +260,16 @@ def display_order(field: str, value: int) -> int:
     return value
 
 
-def priced_tier(value: str | None) -> Tier:
+def priced_tier(value: str | None, field: str = "tier") -> Tier:
     """A tier that can have its own price: Standard customers pay the base price."""
     if isinstance(value, str) and value in PRICED_TIERS:
         return Tier(value)
-    raise Invalid("tier", "must be one of " + ", ".join(PRICED_TIERS))
+    raise Invalid(field, "must be one of " + ", ".join(PRICED_TIERS))
+
+
+def restricted_to_tier(value: str | None) -> Tier:
+    """The least tier that sees a Tier_Restricted product; Standard would restrict nothing."""
+    return priced_tier(value, "restricted_to_tier")
 
 
 def product_details(check: Validation, **given: Any) -> dict[str, Any]:

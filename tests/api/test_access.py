@@ -88,6 +88,14 @@ async def list_product(client: AsyncTestClient, headers: dict[str, str], **field
     return str(created.json()["product_id"])
 
 
+async def put_on_sale(client: AsyncTestClient, product_id: str, headers: dict[str, str]) -> None:
+    variant = {"variant_sku": f"V-{uuid.uuid4().hex[:8]}", "base_price": "9.99"}
+    assert (
+        await client.post(f"/products/{product_id}/variants", json=variant, headers=headers)
+    ).status_code == 201
+    assert (await client.put(f"/products/{product_id}/activate", headers=headers)).status_code == 200
+
+
 async def read_until(
     client: AsyncTestClient, path: str, headers: dict[str, str], timeout: float = 30.0
 ) -> httpx.Response:
@@ -156,7 +164,9 @@ class TestAnonymous:
         assert (await client.get("/products", headers=bearer("garbage"))).status_code == 200
 
     async def test_catalogue_detail_reads_are_public(self, client):
+        # Anonymous callers see Active products only (SPEC §9): this one is put on sale first.
         product_id = await list_product(client, AS_SELLER)
+        await put_on_sale(client, product_id, AS_SELLER)
         assert (await read_until(client, f"/products/{product_id}", {})).json()["seller_id"] == SELLER
         assert (await client.get(f"/products/{product_id}/price-history")).status_code in (200, 404)
 
@@ -227,7 +237,8 @@ class TestAdmin:
 class TestSeller:
     async def test_lists_as_itself(self, client):
         product_id = await list_product(client, AS_SELLER)
-        assert (await read_until(client, f"/products/{product_id}", {})).json()["seller_id"] == SELLER
+        # A Draft shows only to its seller (and admins): SPEC §9.
+        assert (await read_until(client, f"/products/{product_id}", AS_SELLER)).json()["seller_id"] == SELLER
         await list_product(client, AS_SELLER, seller_id=SELLER)
         other = await client.post(
             "/products",

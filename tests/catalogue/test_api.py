@@ -51,6 +51,7 @@ def full_product(**overrides: Any) -> dict[str, Any]:
         brand="Northwind",
         attributes={"material": "cotton", "care": {"wash": 30}},
         visibility="Unlisted",
+        restricted_to_tier="Gold",
         meta_title="Organic cotton tee | Northwind",
         meta_description="A heavyweight organic cotton tee.",
         slug="organic-cotton-tee",
@@ -208,6 +209,11 @@ BAD_PRODUCTS = [
     ({"slug": "a" * 201}, "slug"),
     ({"visibility": "Private"}, "visibility"),
     ({"visibility": "public"}, "visibility"),
+    ({"restricted_to_tier": None}, "restricted_to_tier"),
+    ({"restricted_to_tier": 2}, "restricted_to_tier"),
+    ({"restricted_to_tier": "Standard"}, "restricted_to_tier"),
+    ({"restricted_to_tier": "gold"}, "restricted_to_tier"),
+    ({"restricted_to_tier": "Diamond"}, "restricted_to_tier"),
     ({"seller_id": "seller-1"}, "seller_id"),
     ({"category_id": str(uuid.uuid4())}, "category_id"),
     ({"category_id": "not-a-uuid"}, "category_id"),
@@ -235,6 +241,7 @@ class TestCreateProduct:
         product_id = await create_product(client, seller_id=OMIT)
         shown = await detail(client, product_id, 1)
         assert shown["visibility"] == "Public"
+        assert shown["restricted_to_tier"] == "Silver"
         assert shown["attributes"] == {}
         for name in (
             "seller_id",
@@ -446,6 +453,7 @@ class TestAddVariant:
             "height": "2.125",
             "dimension_unit": "in",
             "is_active": True,
+            "your_price": None,  # an admin is no customer
         }
 
     async def test_defaults_are_usd_kg_and_cm(self, client):
@@ -882,8 +890,8 @@ class TestProductDetail:
         shown = await detail(client, product_id, 6)
         assert set(shown) == {
             "product_id", "sku", "seller_id", "title", "description", "category_id", "brand", "attributes",
-            "visibility", "meta_title", "meta_description", "slug", "status", "variants", "images",
-            "created_at", "updated_at", "version",
+            "visibility", "restricted_to_tier", "meta_title", "meta_description", "slug", "status", "variants",
+            "images", "created_at", "updated_at", "version",
         }  # fmt: skip
         assert {k: shown[k] for k in body} == body
         assert [(v["variant_id"], v["base_price"], v["tier_prices"]) for v in shown["variants"]] == [
@@ -908,7 +916,8 @@ class TestProductCards:
         shown = await card(client, body["seller_id"], product_id, 1)
         assert set(shown) == {
             "product_id", "sku", "title", "brand", "category_id", "seller_id", "primary_image_url", "min_price",
-            "max_price", "currency", "status", "variant_count", "created_at", "version",
+            "max_price", "currency", "status", "variant_count", "created_at", "version", "your_min_price",
+            "your_max_price",
         }  # fmt: skip
         assert {k: shown[k] for k in ("sku", "title", "brand", "category_id", "seller_id")} == {
             k: body[k] for k in ("sku", "title", "brand", "category_id", "seller_id")

@@ -1,7 +1,8 @@
 """Catalogue handlers on real PostgreSQL through the bus: the outbox they write, SKUs kept unique by the
 database, category references checked at commit, and the If-Match version check.
 
-The module gets a database of its own, migrated for the catalogue context only; every test opens its own
+The module gets a database of its own, migrated for the catalogue context and identity (whose events its
+customer tiers read model follows, so a messaging core serves both); every test opens its own
 `Messaging` (bus, pools) and works on products and categories with fresh ids and SKUs. Where a test needs
 two processes racing, it opens a second `Messaging`: two buses, two pools, no shared mailboxes.
 """
@@ -21,7 +22,7 @@ from bus.errors import ConcurrencyError, Conflict, Invalid, NotFound, VersionMis
 from bus.messages import Command, registry
 from bus.module import ContextModule
 from bus.uow import Meta, Outcome, UnitOfWork
-from contexts import catalogue
+from contexts import catalogue, identity
 from contexts.catalogue import categories, listing
 from contexts.catalogue.categories import (
     CreateCategory,
@@ -54,7 +55,7 @@ RACE_ROUNDS = 30
 
 @pytest.fixture(scope="module")
 def contexts() -> list[ContextModule]:
-    return [catalogue.module]
+    return [identity.module, catalogue.module]
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from contexts.catalogue.queries import (
     get_product,
     list_product_cards,
 )
+from contexts.catalogue.viewer import ADMIN
 from shopstream.bootstrap import BUS
 from shopstream.migrate import Component, migrate_all
 
@@ -190,7 +191,7 @@ class TestProductDetail:
             )
         )  # fmt: skip
         await apply(db, created(p), added, changed)
-        detail = await get_product(db, p.id)
+        detail = await get_product(db, p.id, viewer=ADMIN)
         assert detail is not None
         wire = msgspec.json.decode(msgspec.json.encode(detail.variants[0]))
         assert (wire["base_price"], wire["currency"], wire["tier_prices"]) == ("15000", "JPY", {"Gold": "80"})
@@ -228,7 +229,7 @@ class TestProductDetail:
             p(e.ProductActivated(product_id=p.id)),
         )  # fmt: skip
 
-        detail = await get_product(db, p.id)
+        detail = await get_product(db, p.id, viewer=ADMIN)
 
         assert detail is not None
         assert (detail.sku, detail.seller_id, detail.category_id, detail.visibility) == (
@@ -274,7 +275,7 @@ class TestProductDetail:
         await apply(db, added_first, added_second)
         await apply(db, p(e.ProductImageRemoved(product_id=p.id, image_id=first, new_primary_id=second)))
 
-        detail = await get_product(db, p.id)
+        detail = await get_product(db, p.id, viewer=ADMIN)
 
         assert detail is not None
         assert [(i.image_id, i.is_primary) for i in detail.images] == [(second, True)]
@@ -282,8 +283,8 @@ class TestProductDetail:
     async def test_an_unknown_product_or_an_id_postgres_cannot_hold_reads_as_none(
         self, db: asyncpg.Pool
     ) -> None:
-        assert await get_product(db, str(uuid.uuid4())) is None
-        assert await get_product(db, "nul\x00id") is None
+        assert await get_product(db, str(uuid.uuid4()), viewer=ADMIN) is None
+        assert await get_product(db, "nul\x00id", viewer=ADMIN) is None
 
 
 class TestProductCards:
@@ -298,7 +299,7 @@ class TestProductCards:
         await apply(db, added_cheap, added_dear)
 
         async def price_range() -> tuple[Decimal | None, Decimal | None, int, int]:
-            (card,) = (await list_product_cards(db, seller_id=seller)).items
+            (card,) = (await list_product_cards(db, seller_id=seller, viewer=ADMIN)).items
             return card.min_price, card.max_price, card.variant_count, card.version
 
         assert await price_range() == (Decimal("10.10"), Decimal("20.20"), 2, 3)
@@ -318,7 +319,7 @@ class TestProductCards:
         seller = str(uuid.uuid4())
 
         async def primary() -> str | None:
-            (card,) = (await list_product_cards(db, seller_id=seller)).items
+            (card,) = (await list_product_cards(db, seller_id=seller, viewer=ADMIN)).items
             return card.primary_image_url
 
         await apply(db, created(p, seller_id=seller))
@@ -355,7 +356,7 @@ class TestProductCards:
             p(e.ProductDiscontinued(product_id=p.id)),
         )  # fmt: skip
 
-        (card,) = (await list_product_cards(db, seller_id=seller)).items
+        (card,) = (await list_product_cards(db, seller_id=seller, viewer=ADMIN)).items
 
         assert (card.title, card.brand, card.category_id, card.seller_id) == ("Renamed", None, "c-9", seller)
         assert (card.status, card.currency, card.created_at, card.version) == ("Discontinued", "JPY", at, 5)
@@ -374,7 +375,7 @@ class TestProductCards:
         )
 
         async def ids(**filters: Any) -> list[str]:
-            return [card.product_id for card in (await list_product_cards(db, **filters)).items]
+            return [card.product_id for card in (await list_product_cards(db, **filters, viewer=ADMIN)).items]
 
         assert await ids(seller_id=seller) == [b.id, a.id]
         assert await ids(category_id=shirts) == [c.id, a.id]
@@ -402,7 +403,7 @@ class TestProductCards:
         cursor: str | None = None
         pages = 0
         while True:
-            page = await list_product_cards(db, seller_id=seller, limit=5, cursor=cursor)
+            page = await list_product_cards(db, seller_id=seller, limit=5, cursor=cursor, viewer=ADMIN)
             seen += [card.product_id for card in page.items]
             pages += 1
             # newer products, one older one, and one at the shared moment, between page reads
@@ -419,7 +420,7 @@ class TestProductCards:
 
         assert len(seen) == len(set(seen))
         assert {p.id for p in products} <= set(seen)
-        everything = await list_product_cards(db, seller_id=seller, limit=100)
+        everything = await list_product_cards(db, seller_id=seller, limit=100, viewer=ADMIN)
         keys = [(card.created_at, card.product_id) for card in everything.items]
         assert keys == sorted(keys, reverse=True)
 
@@ -427,10 +428,10 @@ class TestProductCards:
         seller = str(uuid.uuid4())
         await apply(db, *(created(Aggregate("Product"), seller_id=seller) for _ in range(3)))
 
-        assert len((await list_product_cards(db, seller_id=seller, limit=0)).items) == 1
-        full = await list_product_cards(db, seller_id=seller, limit=3)
+        assert len((await list_product_cards(db, seller_id=seller, limit=0, viewer=ADMIN)).items) == 1
+        full = await list_product_cards(db, seller_id=seller, limit=3, viewer=ADMIN)
         assert (len(full.items), full.next_cursor) == (3, None)
-        assert len((await list_product_cards(db, seller_id=seller, limit=10_000)).items) == 3
+        assert len((await list_product_cards(db, seller_id=seller, limit=10_000, viewer=ADMIN)).items) == 3
 
     @pytest.mark.parametrize(
         "cursor",
@@ -451,7 +452,7 @@ class TestProductCards:
         self, db: asyncpg.Pool, cursor: str
     ) -> None:
         with pytest.raises(Invalid) as refused:
-            await list_product_cards(db, cursor=cursor)
+            await list_product_cards(db, cursor=cursor, viewer=ADMIN)
         assert refused.value.field == "cursor"
 
 
@@ -467,7 +468,7 @@ class TestPriceHistory:
         again = price_changed(p, first, "9.99", "8.75")
         await apply(db, cut, raise_, again, p(e.ProductActivated(product_id=p.id)))
 
-        history = await get_price_history(db, p.id)
+        history = await get_price_history(db, p.id, viewer=ADMIN)
 
         assert history is not None
         assert history.version == 7
@@ -484,12 +485,12 @@ class TestPriceHistory:
         p = Aggregate("Product")
         await apply(db, created(p), variant(p, "1.00")[1])
 
-        history = await get_price_history(db, p.id)
+        history = await get_price_history(db, p.id, viewer=ADMIN)
 
         assert history is not None
         assert (history.items, history.version) == ([], 2)
-        assert await get_price_history(db, str(uuid.uuid4())) is None
-        assert await get_price_history(db, "\x00") is None
+        assert await get_price_history(db, str(uuid.uuid4()), viewer=ADMIN) is None
+        assert await get_price_history(db, "\x00", viewer=ADMIN) is None
 
 
 class TestCategories:
@@ -507,8 +508,8 @@ class TestCategories:
         )
         await apply(db, renamed(chain[0], "House"))
 
-        leaf = await get_category(db, chain[3].id)
-        root = await get_category(db, chain[0].id)
+        leaf = await get_category(db, chain[3].id, viewer=ADMIN)
+        root = await get_category(db, chain[0].id, viewer=ADMIN)
 
         assert leaf is not None and root is not None
         assert leaf.breadcrumb == ["House", "Kitchen", "Knives", "Chef knives"]
@@ -544,7 +545,7 @@ class TestCategories:
                 order = interleave(rng, streams)
             await apply(db, *order)
 
-            got = {cat.id: await get_category(db, cat.id) for cat in (root, child, leaf)}
+            got = {cat.id: await get_category(db, cat.id, viewer=ADMIN) for cat in (root, child, leaf)}
             assert {
                 cat_id: (node.breadcrumb, node.product_count) for cat_id, node in got.items() if node
             } == {
@@ -558,7 +559,7 @@ class TestCategories:
         cat = Aggregate("Category")
         products = [Aggregate("Product") for _ in range(3)]
         await apply(db, category(cat, "Lamps"), *(created(p, category_id=cat.id) for p in products))
-        counted = await get_category(db, cat.id)
+        counted = await get_category(db, cat.id, viewer=ADMIN)
         archived = products[0]
         await apply(
             db,
@@ -567,7 +568,7 @@ class TestCategories:
             products[1](e.ProductDiscontinued(product_id=products[1].id)),
         )
 
-        after = await get_category(db, cat.id)
+        after = await get_category(db, cat.id, viewer=ADMIN)
 
         assert counted is not None and after is not None
         assert (counted.product_count, after.product_count) == (3, 2)
@@ -607,7 +608,7 @@ class TestCategories:
         ]  # fmt: skip
         await apply(db, root(e.CategoryDeactivated(category_id=root.id)))
         assert ours(await get_category_tree(db)) == []
-        node = await get_category(db, dates.id)
+        node = await get_category(db, dates.id, viewer=ADMIN)
         assert node is not None and (node.is_active, node.version) == (False, 2)
 
     async def test_a_category_whose_parent_has_not_arrived_waits_outside_the_tree(
@@ -617,18 +618,18 @@ class TestCategories:
         await apply(db, category(child, "Early", root, 1))
 
         tree = await get_category_tree(db, include_inactive=True)
-        early = await get_category(db, child.id)
+        early = await get_category(db, child.id, viewer=ADMIN)
 
         assert all(n.category_id != child.id for n in tree.items)
         assert early is not None and early.breadcrumb == ["Early"]
         await apply(db, category(root, "Late"))
         (late,) = [n for n in (await get_category_tree(db)).items if n.category_id == root.id]
         assert [n.category_id for n in late.children] == [child.id]
-        assert (await get_category(db, child.id)).breadcrumb == ["Late", "Early"]  # type: ignore[union-attr]
+        assert (await get_category(db, child.id, viewer=ADMIN)).breadcrumb == ["Late", "Early"]  # type: ignore[union-attr]
 
     async def test_an_unknown_category_reads_as_none(self, db: asyncpg.Pool) -> None:
-        assert await get_category(db, str(uuid.uuid4())) is None
-        assert await get_category(db, "\x00") is None
+        assert await get_category(db, str(uuid.uuid4()), viewer=ADMIN) is None
+        assert await get_category(db, "\x00", viewer=ADMIN) is None
 
 
 def interleave(rng: random.Random, streams: list[list[Envelope]]) -> list[Envelope]:

@@ -27,6 +27,7 @@ from contexts.catalogue import queries as catalogue_queries
 from contexts.catalogue.gallery import AddProductImage
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
 from contexts.catalogue.pricing import ChangeVariantPrice, SetTierPrice
+from contexts.catalogue.viewer import ADMIN
 from contexts.identity import queries
 from shopstream.bootstrap import Messaging, product_modules
 from shopstream.progress import ProgressLine
@@ -345,11 +346,11 @@ def _catalogue_counts(pool: asyncpg.Pool, category_id: str, product_ids: list[st
     the category, products found, price changes."""
 
     async def counts() -> dict[str, int]:
-        category = await catalogue_queries.get_category(pool, category_id)
-        found = [await catalogue_queries.get_product(pool, p) for p in product_ids]
-        histories = [await catalogue_queries.get_price_history(pool, p) for p in product_ids]
+        category = await catalogue_queries.get_category(pool, category_id, viewer=ADMIN)
+        found = [await catalogue_queries.get_product(pool, p, viewer=ADMIN) for p in product_ids]
+        histories = [await catalogue_queries.get_price_history(pool, p, viewer=ADMIN) for p in product_ids]
         return {
-            "cards": len((await catalogue_queries.list_product_cards(pool, limit=100)).items),
+            "cards": len((await catalogue_queries.list_product_cards(pool, limit=100, viewer=ADMIN)).items),
             "filed": category.product_count if category else -1,
             "products": sum(p is not None for p in found),
             "price changes": sum(len(h.items) for h in histories if h is not None),

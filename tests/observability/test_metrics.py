@@ -30,6 +30,7 @@ pytestmark = pytest.mark.anyio
 
 Scrape = dict[str, tuple[str, list[tuple[str, dict[str, str], float]]]]  # family -> type, samples
 CONSUMERS = [p.name for m in product_modules() for p in m.projections]
+SOURCES = {p.name: m.source_of(p) for m in product_modules() for p in m.projections}  # whose stream it reads
 CONTEXTS = [m.name for m in product_modules()]
 
 # Family (as the parser names it: counters without `_total`) -> type and label names.
@@ -119,7 +120,7 @@ class TestExposition:
 
             identity_consumers = [p.name for p in product_modules()[0].projections]
             groups = [
-                {"stream": config.stream(consumer.split(".")[0], partition), "group": consumer}
+                {"stream": config.stream(SOURCES[consumer], partition), "group": consumer}
                 for consumer in CONSUMERS
                 for partition in range(config.partitions)
             ]

@@ -9,16 +9,22 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from contexts.identity import PROJECTIONS
 from observability import tracing
 from observability.http_tracing import http_server_plugins
+from shopstream.bootstrap import product_modules
 from shopstream.settings import ConfigurationError, Settings
 from tests.apps import app_client, eventually, own_connection
 from tests.messaging.helpers import wait_until
 
 pytestmark = pytest.mark.anyio
 
-IDENTITY_CONSUMERS = {projection.name for projection in PROJECTIONS}
+# Every consumer of identity's events: its own read models and the catalogue's customer tiers.
+IDENTITY_CONSUMERS = {
+    projection.name
+    for module in product_modules()
+    for projection in module.projections
+    if module.source_of(projection) == "identity"
+}
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 

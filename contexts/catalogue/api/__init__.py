@@ -68,6 +68,14 @@ class NewProduct(Body, command=CreateProduct):
     brand: Annotated[str, wire.optional_text(100), Meta(examples=["Acme"])] | None = None
     attributes: Attributes | None = None
     visibility: Annotated[str, wire.one_of(Visibility), Meta(examples=["Public"])] = "Public"
+    restricted_to_tier: Annotated[
+        str,
+        wire.one_of(PRICED_TIERS),
+        Meta(
+            examples=["Gold"],
+            description="with visibility Tier_Restricted, the least customer tier that sees the product",
+        ),
+    ] = "Silver"
     meta_title: Annotated[str, wire.optional_text(70)] | None = None
     meta_description: Annotated[str, wire.optional_text(160)] | None = None
     slug: Slug | None = None

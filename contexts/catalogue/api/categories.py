@@ -10,13 +10,20 @@ from litestar.params import JSONBody, QueryParameter
 
 from contexts.catalogue import queries
 from contexts.catalogue.api import CategoryChange, CategoryCreated, NewCategory, Reorder
-from contexts.catalogue.api.parameters import ADMINS, CategoryId, category_target, parse_category_id
+from contexts.catalogue.api.parameters import (
+    ADMINS,
+    DEPENDENCIES,
+    CategoryId,
+    Viewer,
+    category_target,
+    parse_category_id,
+)
 from contexts.catalogue.categories import CreateCategory, DeactivateCategory, ReorderCategory, UpdateCategory
 from contexts.edge import wire
 from contexts.edge.access import BEARER, GUARDED
 from contexts.edge.bodies import command_from
 from contexts.edge.changes import change
-from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool, command_dependencies
+from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool
 from contexts.edge.problems import PROBLEMS
 from contexts.edge.responses import Accepted, created, found
 
@@ -24,7 +31,7 @@ from contexts.edge.responses import Accepted, created, found
 class CategoryController(Controller):
     path = "/categories"
     tags = ["catalogue"]
-    dependencies = command_dependencies("catalogue")
+    dependencies = DEPENDENCIES
 
     @post(
         "/",
@@ -111,8 +118,13 @@ class CategoryController(Controller):
         responses=PROBLEMS,
         summary="A category with breadcrumb",
     )
-    async def node(self, pool: ReadPool, category_id: CategoryId) -> Response[queries.CategoryNode]:
-        """`breadcrumb` holds the names from the root down to this category; `product_count` the products filed here."""
+    async def node(
+        self, pool: ReadPool, viewer: Viewer, category_id: CategoryId
+    ) -> Response[queries.CategoryNode]:
+        """`breadcrumb` holds the names from the root down to this category; `product_count` the products
+        filed here that the caller may list."""
         return found(
-            await queries.get_category(pool, parse_category_id(category_id)), "category", category_id
+            await queries.get_category(pool, parse_category_id(category_id), viewer=viewer),
+            "category",
+            category_id,
         )

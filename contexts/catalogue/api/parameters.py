@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 
 from bus.errors import Invalid
+from contexts.catalogue import viewer
 from contexts.catalogue.values import ProductStatus
 from contexts.edge import wire
 from contexts.edge.access import Role, allow, principal_of
+from contexts.edge.dependencies import command_dependencies
 from contexts.edge.idempotency import Commands
 from contexts.edge.paths import path_id
 
@@ -67,3 +71,22 @@ def status_filter(value: str | None) -> str | None:
     if value is None or value in ProductStatus.__members__.values():
         return value
     raise Invalid("status", "must be one of " + ", ".join(ProductStatus))
+
+
+def viewer_of(request: ASGIConnection[Any, Any, Any, Any]) -> viewer.Viewer:
+    """The caller as the catalogue's reads see it; a token without a known role, or one not accepted,
+    reads as anonymous."""
+    principal = principal_of(request)
+    if principal.role is Role.ADMIN:
+        return viewer.ADMIN
+    if principal.role is Role.SELLER and principal.subject:
+        subject = principal.subject
+        return viewer.seller(str(uuid.UUID(subject)) if re.fullmatch(wire.UUID_PATTERN, subject) else subject)
+    if principal.role is Role.CUSTOMER and principal.subject:
+        return viewer.customer(principal.subject)
+    return viewer.ANONYMOUS
+
+
+Viewer = NamedDependency[viewer.Viewer]
+# A catalogue controller's dependencies: the context's own, and the viewer its reads are scoped to.
+DEPENDENCIES = command_dependencies("catalogue") | {"viewer": Provide(viewer_of, sync_to_thread=False)}

@@ -13,12 +13,14 @@ from bus.errors import Forbidden
 from contexts.catalogue import queries
 from contexts.catalogue.api import NewProduct, ProductChange, ProductCreated
 from contexts.catalogue.api.parameters import (
+    DEPENDENCIES,
     SELLERS,
     Cursor,
     Limit,
     ProductId,
     StatusFilter,
     UuidFilter,
+    Viewer,
     parse_product_id,
     parse_seller_id,
     product_target,
@@ -31,7 +33,7 @@ from contexts.catalogue.listing import CreateProduct
 from contexts.edge.access import BEARER, GUARDED, Role, principal_of
 from contexts.edge.bodies import command_from
 from contexts.edge.changes import change
-from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool, command_dependencies
+from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool
 from contexts.edge.problems import PROBLEMS
 from contexts.edge.responses import Accepted, created, found
 
@@ -39,7 +41,7 @@ from contexts.edge.responses import Accepted, created, found
 class ProductController(Controller):
     path = "/products"
     tags = ["catalogue"]
-    dependencies = command_dependencies("catalogue")
+    dependencies = DEPENDENCIES
 
     @post(
         "/",
@@ -139,6 +141,7 @@ class ProductController(Controller):
     async def list_cards(
         self,
         pool: ReadPool,
+        viewer: Viewer,
         category_id: UuidFilter = None,
         seller_id: UuidFilter = None,
         status: StatusFilter = None,
@@ -153,12 +156,20 @@ class ProductController(Controller):
             status=status_filter(status),
             limit=limit,
             cursor=cursor,
+            viewer=viewer,
         )
 
     @get("/{product_id:str}", operation_id="getProduct", responses=PROBLEMS, summary="Product detail")
-    async def detail(self, pool: ReadPool, product_id: ProductId) -> Response[queries.ProductDetail]:
-        """Every field, variants with prices and tier prices, images in display order."""
-        return found(await queries.get_product(pool, parse_product_id(product_id)), "product", product_id)
+    async def detail(
+        self, pool: ReadPool, viewer: Viewer, product_id: ProductId
+    ) -> Response[queries.ProductDetail]:
+        """Every field, variants with prices and tier prices (and, for a customer, `your_price`), images in
+        display order. A product the caller may not see is 404, as an unknown one."""
+        return found(
+            await queries.get_product(pool, parse_product_id(product_id), viewer=viewer),
+            "product",
+            product_id,
+        )
 
     @get(
         "/{product_id:str}/price-history",
@@ -166,17 +177,21 @@ class ProductController(Controller):
         responses=PROBLEMS,
         summary="Price history",
     )
-    async def price_history(self, pool: ReadPool, product_id: ProductId) -> Response[queries.PriceHistory]:
-        """Every base-price change of every variant, newest first."""
+    async def price_history(
+        self, pool: ReadPool, viewer: Viewer, product_id: ProductId
+    ) -> Response[queries.PriceHistory]:
+        """Every base-price change of every variant, newest first; 404 for a product the caller may not see."""
         return found(
-            await queries.get_price_history(pool, parse_product_id(product_id)), "product", product_id
+            await queries.get_price_history(pool, parse_product_id(product_id), viewer=viewer),
+            "product",
+            product_id,
         )
 
 
 class SellerController(Controller):
     path = "/sellers"
     tags = ["catalogue"]
-    dependencies = command_dependencies("catalogue")
+    dependencies = DEPENDENCIES
 
     @get(
         "/{seller_id:str}/products",
@@ -187,6 +202,7 @@ class SellerController(Controller):
     async def products(
         self,
         pool: ReadPool,
+        viewer: Viewer,
         seller_id: Annotated[str, PathParameter(description="The seller's id", format="uuid")],
         status: StatusFilter = None,
         limit: Limit = 20,
@@ -199,4 +215,5 @@ class SellerController(Controller):
             status=status_filter(status),
             limit=limit,
             cursor=cursor,
+            viewer=viewer,
         )
