@@ -138,12 +138,15 @@ class ProductCards(ReadModel):
     tables = ("catalogue.product_cards", "catalogue.product_card_variants", "catalogue.product_card_images")
     key = "product_id"
     stamps = PRODUCT_EVENTS
+    version = 2  # v2: description, attributes and variant SKUs, for search
     # Exact on every event: min/max over the current prices of the active variants (one currency per
-    # product, a domain rule), and the primary image as the image rows say.
+    # product, a domain rule), the active variants' SKUs a search finds it by, and the primary image as
+    # the image rows say.
     derived = (
-        ", (min_price, max_price, currency, variant_count) = ("
+        ", (min_price, max_price, currency, variant_count, variant_skus) = ("
         "SELECT min(base_price) FILTER (WHERE is_active), max(base_price) FILTER (WHERE is_active),"
-        " min(currency), count(*) FILTER (WHERE is_active)"
+        " min(currency), count(*) FILTER (WHERE is_active),"
+        " coalesce(string_agg(variant_sku, ' ' ORDER BY variant_id) FILTER (WHERE is_active), '')"
         " FROM catalogue.product_card_variants WHERE product_id = $1)"
         ", primary_image_url = (SELECT url FROM catalogue.product_card_images"
         " WHERE product_id = $1 AND is_primary ORDER BY image_id LIMIT 1)"
@@ -154,21 +157,25 @@ class ProductCards(ReadModel):
             case e.ProductCreated():
                 await conn.execute(
                     "INSERT INTO catalogue.product_cards (product_id, sku, title, brand, category_id,"
-                    " seller_id, status, created_at, updated_at, version)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+                    " seller_id, status, created_at, updated_at, version, description, attributes)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11)",
                     event.product_id, event.sku, event.title, event.brand, event.category_id,
                     event.seller_id, event.status, event.created_at, envelope.aggregate_version,
+                    event.description, _json(event.attributes),
                 )  # fmt: skip
             case e.ProductDetailsUpdated():
                 await conn.execute(
-                    "UPDATE catalogue.product_cards SET title = $2, brand = $3 WHERE product_id = $1",
-                    event.product_id, event.title, event.brand,
+                    "UPDATE catalogue.product_cards SET title = $2, brand = $3, description = $4,"
+                    " attributes = $5 WHERE product_id = $1",
+                    event.product_id, event.title, event.brand, event.description, _json(event.attributes),
                 )  # fmt: skip
             case e.VariantAdded():
                 await conn.execute(
                     "INSERT INTO catalogue.product_card_variants"
-                    " (product_id, variant_id, base_price, currency, is_active) VALUES ($1, $2, $3, $4, $5)",
+                    " (product_id, variant_id, base_price, currency, is_active, variant_sku)"
+                    " VALUES ($1, $2, $3, $4, $5, $6)",
                     event.product_id, event.variant_id, event.base_price, event.currency, event.is_active,
+                    event.variant_sku,
                 )  # fmt: skip
             case e.VariantPriceChanged():
                 await conn.execute(

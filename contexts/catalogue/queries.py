@@ -20,6 +20,7 @@ import msgspec
 
 from bus.errors import Invalid
 from bus.messages import encoder
+from contexts.catalogue.values import MAX_SLUG
 
 _ID = "6f1c2b9e-8d4a-4e37-9b52-0c7a1d3e5f88"
 _AT = "2026-11-27T11:51:43.454232Z"
@@ -164,6 +165,11 @@ SELECT {_columns(ProductDetail, "d.", but=("variants", "images"))},
               FROM catalogue.product_detail_images i WHERE i.product_id = d.product_id), '[]') AS images
 FROM catalogue.product_details d WHERE d.product_id = $1
 """
+_BY_SLUG = _DETAIL.replace(
+    "WHERE d.product_id = $1",
+    "WHERE d.product_id = (SELECT product_id FROM catalogue.product_details"
+    " WHERE slug = $1 AND status <> 'Archived' ORDER BY created_at DESC, product_id DESC LIMIT 1)",
+)
 # jsonb keeps NUMERIC's exact digits and msgspec decodes a JSON number into `Decimal` exactly.
 _object = msgspec.json.Decoder(dict[str, Any])
 _variants = msgspec.json.Decoder(list[VariantView])
@@ -174,7 +180,18 @@ async def get_product(pool: asyncpg.Pool, product_id: str) -> ProductDetail | No
     """The product with its variants in the order added and its images in display order."""
     if _unstorable(product_id):
         return None
-    row = await pool.fetchrow(_DETAIL, product_id)
+    return _detail(await pool.fetchrow(_DETAIL, product_id))
+
+
+async def get_product_by_slug(pool: asyncpg.Pool, slug: str) -> ProductDetail | None:
+    """The product that holds the slug (in any case), as `get_product`. Only products not archived hold
+    one; should the read model briefly show two (one archived since), the newest is the holder."""
+    if _unstorable(slug) or len(slug) > MAX_SLUG:
+        return None
+    return _detail(await pool.fetchrow(_BY_SLUG, slug.lower()))
+
+
+def _detail(row: asyncpg.Record | None) -> ProductDetail | None:
     if row is None:
         return None
     return ProductDetail(
