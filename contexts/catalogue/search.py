@@ -83,7 +83,7 @@ class Search(msgspec.Struct, frozen=True, kw_only=True):
     sort: Sort = Sort.NEWEST
     facets: tuple[Facet, ...] = ()
     limit: int = 20
-    after: tuple[str, str] | None = None  # the last card's sort key (as text) and product id
+    after: tuple[object, str] | None = None  # the last card's sort key and product id
 
 
 class FacetCount(msgspec.Struct, frozen=True, kw_only=True):
@@ -232,20 +232,24 @@ def _encode_cursor(sort: Sort, key: object, product_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _valid_key(sort: Sort, key: str) -> bool:
+def _typed_key(sort: Sort, key: str) -> object:
+    """The cursor's key as the value its sort compares, or None if it is not one this service issues."""
     try:
         if sort is Sort.NEWEST:
-            return datetime.fromisoformat(key).tzinfo is not None
+            moment = datetime.fromisoformat(key)
+            return moment if moment.tzinfo is not None else None
         if sort in (Sort.PRICE_ASC, Sort.PRICE_DESC):
-            return not Decimal(key).is_nan()
+            price = Decimal(key)
+            return price if price.is_infinite() or (price.is_finite() and abs(price) < MAX_MONEY) else None
         if sort is Sort.RELEVANCE:
-            return float(key) == float(key) and abs(float(key)) < 3.4e38
+            rank = float(key)
+            return rank if 0 <= rank < 3.4e38 else None
     except (ValueError, InvalidOperation):
-        return False
-    return "\x00" not in key
+        return None
+    return key if "\x00" not in key else None
 
 
-def _decode_cursor(cursor: str, sort: Sort) -> tuple[str, str]:
+def _decode_cursor(cursor: str, sort: Sort) -> tuple[object, str]:
     try:
         raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         after = _cursor_decoder.decode(raw)
@@ -253,9 +257,10 @@ def _decode_cursor(cursor: str, sort: Sort) -> tuple[str, str]:
         raise Invalid("cursor", "is not a cursor this service issued") from None
     if after.s != sort:
         raise Invalid("cursor", f"was issued for another sort than {sort}")
-    if "\x00" in after.id or not _valid_key(sort, after.k):
+    key = _typed_key(sort, after.k)
+    if key is None or "\x00" in after.id:
         raise Invalid("cursor", "is not a cursor this service issued")
-    return after.k, after.id
+    return key, after.id
 
 
 # --- SQL -------------------------------------------------------------------------------------------
@@ -358,7 +363,7 @@ def statement(search: Search, visible: Condition | None = None) -> tuple[str, li
     key = expression.format(tsquery=tsquery)
     if search.after is not None:
         after_key, after_id = search.after
-        typed = f"{args(after_key)}::{cast}" if cast == "text" else f"{args(after_key)}::text::{cast}"
+        typed = f"{args(after_key)}::{cast}"
         comparison = "<" if direction == "DESC" else ">"
         conditions.append(f"({key}, c.product_id) {comparison} ({typed}, {args(after_id)})")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""

@@ -5,6 +5,8 @@ database never see each other's cards."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -336,6 +338,11 @@ class TestBySlug:
         assert sorted(a.status_code for a in answers) == [201] + [409] * 7
 
 
+def cursor_of(sort: str, key: str) -> str:
+    raw = json.dumps({"s": sort, "k": key, "id": str(uuid.uuid4())}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 BAD_SEARCHES = [
     ("q=", "q"),
     ("q=%20%20", "q"),
@@ -360,6 +367,10 @@ BAD_SEARCHES = [
     ("category_id=tops", "category_id"),
     ("include_subcategories=maybe", "include_subcategories"),
     ("cursor=eyJzIjoibmV3ZXN0IiwiayI6Im5vdCBhIHRpbWUiLCJpZCI6IngifQ", "cursor"),
+    ("sort=price_asc&cursor=" + cursor_of("price_asc", "1E+999999"), "cursor"),
+    ("sort=price_asc&cursor=" + cursor_of("price_asc", "NaN"), "cursor"),
+    ("q=tee&cursor=" + cursor_of("relevance", "inf"), "cursor"),
+    ("sort=newest&cursor=" + cursor_of("newest", "2026-01-01T00:00:00"), "cursor"),
 ]
 
 
@@ -367,3 +378,16 @@ class TestBadParameters:
     @pytest.mark.parametrize(("params", "field"), BAD_SEARCHES)
     async def test_is_422_naming_the_parameter(self, client, params, field):
         assert_problem(await client.get(f"/products?{params}"), 422, field)
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            "sort=newest&cursor=" + cursor_of("newest", "2026-01-01T00:00:00+23:59"),
+            "sort=newest&cursor=" + cursor_of("newest", "20260101T000000Z"),
+            "sort=price_desc&cursor=" + cursor_of("price_desc", "-Infinity"),
+            "sort=title&cursor=" + cursor_of("title", "\u00e9t\u00e9"),
+        ],
+    )
+    async def test_any_key_a_cursor_of_its_sort_may_hold_is_answered(self, client, params):
+        response = await client.get(f"/products?{params}")
+        assert response.status_code == 200, response.text

@@ -36,7 +36,7 @@ async def filled(context_settings) -> AsyncIterator[asyncpg.Connection]:
 
 FILTERS: dict[str, dict[str, Any]] = {
     "q": {"q": "style42"},
-    "q phrase and exclusion": {"q": '"running shoe" style42 -wool'},
+    "q phrase and exclusion": {"q": '"running shoe" style41 -wool'},
     "category subtree": {"category_id": ROOT},  # 3 % of the cards (bench.search says how they are made)
     "category alone": {"category_id": ROOT, "include_subcategories": False},
     "brand": {"brands": ["Brand 7", "Brand 8"]},
@@ -69,7 +69,7 @@ class TestQueryPlans:
 
     @pytest.mark.parametrize("sort", list(search.Sort))
     async def test_a_search_sorted_any_way_uses_an_index(self, filled, sort):
-        sql, args = search.statement(search.filters(q="tee style41", sort=sort))
+        sql, args = search.statement(search.filters(q="shoe style41", sort=sort))
         shown = await plan(filled, sql, args)
         assert "Seq Scan on product_cards" not in shown, shown
 
