@@ -39,6 +39,8 @@ from contexts.catalogue.values import MAX_MONEY, Currency
 Condition = tuple[str, Sequence[object]]  # a SQL fragment over the card's columns, and its `$1..$n` values
 
 MAX_QUERY = 200
+# A JSON number (with an exponent NUMERIC can hold) or boolean.
+_LITERAL = re.compile(r"-?(?:0|[1-9][0-9]{0,30})(?:\.[0-9]{1,30})?(?:[eE][-+]?[0-9]{1,3})?|true|false")
 _AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 MAX_FACET_VALUES = 100
 BANDS = (
@@ -217,13 +219,12 @@ class _Cursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 _cursor_decoder = msgspec.json.Decoder(_Cursor)
+_RANKS = (Decimal("1e-37"), Decimal("1e38"))  # within what a `real` holds
 
 
 def _encode_cursor(sort: Sort, key: object, product_id: str) -> str:
     if isinstance(key, datetime):
         text = key.isoformat()
-    elif isinstance(key, float):
-        text = repr(key)
     elif isinstance(key, Decimal) and key.is_finite():
         text = f"{key:f}"
     else:
@@ -241,9 +242,9 @@ def _typed_key(sort: Sort, key: str) -> object:
         if sort in (Sort.PRICE_ASC, Sort.PRICE_DESC):
             price = Decimal(key)
             return price if price.is_infinite() or (price.is_finite() and abs(price) < MAX_MONEY) else None
-        if sort is Sort.RELEVANCE:
-            rank = float(key)
-            return rank if 0 <= rank < 3.4e38 else None
+        if sort is Sort.RELEVANCE:  # a `real` as PostgreSQL writes it, read back exactly by it
+            rank = Decimal(key)
+            return key if rank.is_finite() and (rank == 0 or _RANKS[0] < rank < _RANKS[1]) else None
     except (ValueError, InvalidOperation):
         return None
     return key if "\x00" not in key else None
@@ -296,7 +297,7 @@ _ORDER: dict[Sort, tuple[str, str, str]] = {
     Sort.PRICE_ASC: ("coalesce(c.min_price, 'Infinity'::numeric)", "ASC", "numeric"),
     Sort.PRICE_DESC: ("coalesce(c.min_price, '-Infinity'::numeric)", "DESC", "numeric"),
     Sort.TITLE: ("c.title", "ASC", "text"),
-    Sort.RELEVANCE: ("ts_rank_cd(c.search, {tsquery})", "DESC", "real"),
+    Sort.RELEVANCE: ("ts_rank_cd(c.search, {tsquery})", "DESC", "text::real"),
 }
 
 
@@ -314,14 +315,7 @@ def _variant_priced(search: Search, args: Arguments, low: Decimal | None, high: 
 
 def _alternatives(value: str) -> list[str]:
     """The attribute values a query value matches: the string, and the number or boolean it spells."""
-    found = [json.dumps(value)]
-    try:
-        literal = json.loads(value)
-    except ValueError:
-        return found
-    if isinstance(literal, bool | int | float) and literal == literal and abs(literal) != float("inf"):
-        found.append(value.strip())
-    return found
+    return [json.dumps(value), *([value] if _LITERAL.fullmatch(value) else [])]
 
 
 def _conditions(search: Search, args: Arguments, visible: Condition | None) -> tuple[list[str], str]:
@@ -345,7 +339,7 @@ def _conditions(search: Search, args: Arguments, visible: Condition | None) -> t
         conditions.append(_variant_priced(search, args, search.price_min, search.price_max))
     for key, values in search.attributes:
         matches = [
-            f"c.attributes @> {args(json.dumps({key: json.loads(v)}))}::jsonb"
+            f"c.attributes @> {args(f'{{{json.dumps(key)}: {v}}}')}::jsonb"
             for value in values
             for v in _alternatives(value)
         ]
@@ -361,6 +355,7 @@ def statement(search: Search, visible: Condition | None = None) -> tuple[str, li
     conditions, tsquery = _conditions(search, args, visible)
     expression, direction, cast = _ORDER[search.sort]
     key = expression.format(tsquery=tsquery)
+    selected = f"({key})::text" if search.sort is Sort.RELEVANCE else key
     if search.after is not None:
         after_key, after_id = search.after
         typed = f"{args(after_key)}::{cast}"
@@ -368,7 +363,7 @@ def statement(search: Search, visible: Condition | None = None) -> tuple[str, li
         conditions.append(f"({key}, c.product_id) {comparison} ({typed}, {args(after_id)})")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     sql = (
-        f"SELECT {_columns(ProductCard, 'c.')}, {key} AS sort_key FROM catalogue.product_cards c{where}"
+        f"SELECT {_columns(ProductCard, 'c.')}, {selected} AS sort_key FROM catalogue.product_cards c{where}"
         f" ORDER BY {key} {direction}, c.product_id {direction} LIMIT {args(search.limit + 1)}"
     )
     return sql, args.values

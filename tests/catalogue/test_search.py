@@ -386,6 +386,8 @@ class TestBadParameters:
             "sort=newest&cursor=" + cursor_of("newest", "20260101T000000Z"),
             "sort=price_desc&cursor=" + cursor_of("price_desc", "-Infinity"),
             "sort=title&cursor=" + cursor_of("title", "\u00e9t\u00e9"),
+            "q=tee&cursor=" + cursor_of("relevance", "1e-30"),
+            "attr.size=1e999&attr.size=-0.5E-7&attr.fit=true",
         ],
     )
     async def test_any_key_a_cursor_of_its_sort_may_hold_is_answered(self, client, params):
