@@ -85,7 +85,7 @@ test-e2e *args: (venv "dev")
 deploy-check *args: (venv "dev")
     {{bin}}/pytest tests/deploy {{args}}
 
-# the end-to-end report: command path, sustained pipeline rate, commit-to-read-model lag, backlog drain, a 100,000-event rebuild, beside baselines; written to bench/results/ (needs wrk; under 10 minutes)
+# the end-to-end report: command path, sustained pipeline rate, commit-to-read-model lag, backlog drain, a 100,000-event rebuild, search latency, beside baselines; written to bench/results/ (needs wrk; under 10 minutes)
 bench *args: venv
     {{bin}}/python -m bench.report {{args}}
 
@@ -96,6 +96,10 @@ bench-messaging *args: venv
 # POST /customers requests/s beside a bare Litestar + asyncpg endpoint, driven by wrk (BENCH_DATABASE_URL, BENCH_REDIS_URL)
 bench-commands *args: venv
     {{bin}}/python -m bench.commands {{args}}
+
+# search latency (q, price range + facet, category subtree) on 50,000 products beside the unfiltered list, by wrk at 1 and 16 clients
+bench-search *args: venv
+    {{bin}}/python -m bench.search {{args}}
 
 # Schemathesis against a `shopstream serve` it starts (every check and phase, stateful too); N examples per operation, roles e.g. admin,seller,customer
 fuzz examples="100" roles="admin" *args: (venv "dev")

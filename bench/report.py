@@ -15,7 +15,9 @@ prefix removed at the end. Needs `wrk`. Parts, in order:
 4. commit -> read-model lag at 25/50/75% of each sustained rate;
 5. a 10,000-registration backlog drained by `shopstream worker`, beside the rate the API took it in;
 6. a blue/green rebuild of a 100,000-event log (bench.rebuild) beside the live consumer's rate on the
-   same log, with a reader polling through it.
+   same log, with a reader polling through it;
+7. search latency on 50,000 products (bench.search): `q`, a price range with its facet and a category
+   subtree, each beside the same query on the unfiltered list, at 1 and 16 clients (wrk).
 
 The report goes to bench/results/<UTC timestamp>.json and .md, and the table is printed.
 """
@@ -42,6 +44,7 @@ import msgspec
 
 from bench import commands, pipeline
 from bench import rebuild as rebuild_bench
+from bench import search as search_bench
 from bench.commands import BenchmarkError, Server, bare_argv, free_port, scratch, server_env, shopstream_argv
 from bench.common import backing_servers, machine_facts
 from bench.paced import LoadResult
@@ -95,6 +98,7 @@ class Report(msgspec.Struct):
     backlog: pipeline.Backlog
     backlog_fill: LoadResult
     rebuild: rebuild_bench.RebuildFigure
+    search: list[search_bench.SearchFigure]
 
 
 def pipeline_part(
@@ -222,6 +226,13 @@ def table(report: Report) -> str:
         f" | live consumer {r.live_rate:,.0f} ev/s | {ratio(r.rebuild_rate, r.live_rate)}"
         f" | ≥ {rebuild_bench.TARGET}, 0 failed |"
     )
+    for searched in report.search:
+        for ours, base in zip(searched.search, searched.baseline, strict=True):
+            rows.append(
+                f"| search p50 / p99, {searched.name}, {ours.clients} client(s), 50,000 products"
+                f" | {ours.p50_ms:.1f} / {ours.p99_ms:.1f} ms | unfiltered list {base.p50_ms:.1f} /"
+                f" {base.p99_ms:.1f} ms | {ratio(ours.p50_ms, base.p50_ms)} | — |"
+            )
     rows.append(
         f"| load generator, `GET /health` (closed loop, 32 connections) | {report.generator.rate:,.0f} req/s"
         f" | wrk {report.generator_wrk_rate:,.0f} req/s | {ratio(report.generator.rate, report.generator_wrk_rate)} | — |"
@@ -271,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures = commands.bench(args, wrk_path, database_server, redis_url)
             machine, parts = pipeline_part(args, wrk_path, database_server, redis_url, log)
             parts["rebuild"] = rebuild_bench.bench(database_server, redis_url, log=log)
+            parts["search"] = search_bench.bench(database_server, redis_url, log=log)
     except (BenchmarkError, RuntimeError) as exc:
         print(f"bench.report: {exc}", file=sys.stderr)
         return 1

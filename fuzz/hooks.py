@@ -37,6 +37,30 @@ schemathesis.openapi.format(
     ),
 )
 
+
+def _search_cursor(sort: str, key: str, product_id: str) -> str:
+    # The encoding of contexts/catalogue/search.py: the sort, the last card's sort key as text, its id.
+    raw = msgspec.json.encode({"s": sort, "k": key, "id": product_id})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+_SORT_KEYS = st.one_of(
+    st.tuples(
+        st.just("newest"), st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)).map(str)
+    ),
+    st.tuples(st.sampled_from(["price_asc", "price_desc"]), st.decimals(0, 10**12, places=2).map(str)),
+    st.tuples(st.just("title"), st.text(_NO_NUL, max_size=40)),
+    st.tuples(st.just("relevance"), st.floats(0, 10, width=32).map(repr)),
+)
+schemathesis.openapi.format(
+    "product-search-cursor",
+    st.builds(
+        lambda sort_key, product_id: _search_cursor(*sort_key, product_id),
+        _SORT_KEYS,
+        st.one_of(st.uuids().map(str), st.text(_NO_NUL, max_size=40)),
+    ),
+)
+
 schemathesis.openapi.format(
     "dead-letter-cursor",
     st.builds(

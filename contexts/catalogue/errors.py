@@ -88,6 +88,15 @@ class SkuTaken(Conflict):
         super().__init__(f"a product with SKU {sku} already exists")
 
 
+class SlugTaken(Conflict):
+    """Raised when the database refuses a slug another product that is not archived holds (in any case)."""
+
+    kind = "slug-taken"
+
+    def __init__(self, slug: str | None) -> None:
+        super().__init__(f"another product already has the slug {slug}")
+
+
 class VariantSkuTaken(Conflict):
     """Variant SKUs are unique across every product: the product checks its own, the database the rest."""
 

@@ -149,13 +149,15 @@ class ProductCards(ReadModel):
     )
     key = "product_id"
     stamps = PRODUCT_EVENTS
-    version = 2  # visibility, restricted_to_tier and tier prices
+    version = 3  # v2: visibility, restricted_to_tier and tier prices; search columns
     # Exact on every event: min/max over the current prices of the active variants (one currency per
-    # product, a domain rule), and the primary image as the image rows say.
+    # product, a domain rule), the active variants' SKUs a search finds it by, and the primary image as
+    # the image rows say.
     derived = (
-        ", (min_price, max_price, currency, variant_count) = ("
+        ", (min_price, max_price, currency, variant_count, variant_skus) = ("
         "SELECT min(base_price) FILTER (WHERE is_active), max(base_price) FILTER (WHERE is_active),"
-        " min(currency), count(*) FILTER (WHERE is_active)"
+        " min(currency), count(*) FILTER (WHERE is_active),"
+        " coalesce(string_agg(variant_sku, ' ' ORDER BY variant_id) FILTER (WHERE is_active), '')"
         " FROM catalogue.product_card_variants WHERE product_id = $1)"
         ", primary_image_url = (SELECT url FROM catalogue.product_card_images"
         " WHERE product_id = $1 AND is_primary ORDER BY image_id LIMIT 1)"
@@ -166,25 +168,28 @@ class ProductCards(ReadModel):
             case e.ProductCreated():
                 await conn.execute(
                     "INSERT INTO catalogue.product_cards (product_id, sku, title, brand, category_id,"
-                    " seller_id, status, visibility, restricted_to_tier, created_at, updated_at, version)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+                    " seller_id, status, visibility, restricted_to_tier, created_at, updated_at, version,"
+                    " description, attributes)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
                     event.product_id, event.sku, event.title, event.brand, event.category_id,
                     event.seller_id, event.status, event.visibility, event.restricted_to_tier, event.created_at,
-                    envelope.aggregate_version,
+                    envelope.aggregate_version, event.description, _json(event.attributes),
                 )  # fmt: skip
             case e.ProductDetailsUpdated():
                 await conn.execute(
-                    "UPDATE catalogue.product_cards SET title = $2, brand = $3 WHERE product_id = $1",
-                    event.product_id, event.title, event.brand,
+                    "UPDATE catalogue.product_cards SET title = $2, brand = $3, description = $4,"
+                    " attributes = $5 WHERE product_id = $1",
+                    event.product_id, event.title, event.brand, event.description, _json(event.attributes),
                 )  # fmt: skip
             case e.VariantAdded():
                 await conn.execute(
                     "WITH variant AS (INSERT INTO catalogue.product_card_variants"
-                    " (product_id, variant_id, base_price, currency, is_active) VALUES ($1, $2, $3, $4, $5))"
+                    " (product_id, variant_id, base_price, currency, is_active, variant_sku)"
+                    " VALUES ($1, $2, $3, $4, $5, $8))"
                     " INSERT INTO catalogue.product_card_tier_prices (product_id, variant_id, tier, price)"
                     " SELECT $1, $2, tier, price FROM unnest($6::text[], $7::numeric[]) AS t(tier, price)",
                     event.product_id, event.variant_id, event.base_price, event.currency, event.is_active,
-                    list(event.tier_prices), list(event.tier_prices.values()),
+                    list(event.tier_prices), list(event.tier_prices.values()), event.variant_sku,
                 )  # fmt: skip
             case e.VariantPriceChanged():
                 await conn.execute(

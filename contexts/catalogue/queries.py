@@ -26,6 +26,7 @@ import msgspec
 
 from bus.errors import Invalid
 from bus.messages import encoder
+from contexts.catalogue.values import MAX_SLUG
 from contexts.catalogue.viewer import Scope, Viewer, scope
 
 _ID = "6f1c2b9e-8d4a-4e37-9b52-0c7a1d3e5f88"
@@ -204,7 +205,16 @@ def _your_price(tier: str | None, prices: str, variant: str) -> str:
     )
 
 
-def _detail(scoped: Scope) -> str:
+_BY_ID = "d.product_id = $1"
+# Only products not archived hold a slug; should the read model briefly show two (one archived since),
+# the newest is the holder.
+_BY_SLUG = (
+    "d.product_id = (SELECT product_id FROM catalogue.product_details"
+    " WHERE slug = $1 AND status <> 'Archived' ORDER BY created_at DESC, product_id DESC LIMIT 1)"
+)
+
+
+def _detail(scoped: Scope, which: str) -> str:
     your_price = _your_price(scoped.tier, "catalogue.product_detail_tier_prices", "v")
     return f"""
 SELECT {_columns(ProductDetail, "d.", but=("variants", "images"))},
@@ -216,7 +226,7 @@ SELECT {_columns(ProductDetail, "d.", but=("variants", "images"))},
               FROM catalogue.product_detail_variants v WHERE v.product_id = d.product_id), '[]') AS variants,
     coalesce((SELECT jsonb_agg(to_jsonb(i) ORDER BY i.display_order, i.added)
               FROM catalogue.product_detail_images i WHERE i.product_id = d.product_id), '[]') AS images
-FROM catalogue.product_details d WHERE d.product_id = $1 AND {scoped.where}
+FROM catalogue.product_details d WHERE {which} AND {scoped.where}
 """
 
 
@@ -232,7 +242,18 @@ async def get_product(pool: asyncpg.Pool, product_id: str, *, viewer: Viewer) ->
     if _unstorable(product_id):
         return None
     scoped = scope(viewer, listed=False, param=2, alias="d")
-    row = await pool.fetchrow(_detail(scoped), product_id, *scoped.args)
+    return _view(await pool.fetchrow(_detail(scoped, _BY_ID), product_id, *scoped.args))
+
+
+async def get_product_by_slug(pool: asyncpg.Pool, slug: str, *, viewer: Viewer) -> ProductDetail | None:
+    """The product that holds the slug (in any case), as `get_product`."""
+    if _unstorable(slug) or len(slug) > MAX_SLUG:
+        return None
+    scoped = scope(viewer, listed=False, param=2, alias="d")
+    return _view(await pool.fetchrow(_detail(scoped, _BY_SLUG), slug.lower(), *scoped.args))
+
+
+def _view(row: asyncpg.Record | None) -> ProductDetail | None:
     if row is None:
         return None
     return ProductDetail(

@@ -1,5 +1,6 @@
-"""Product and Category repositories: whole state as JSON; product and variant SKUs kept unique (in
-any case) by the database, so two concurrent creations cannot both take one."""
+"""Product and Category repositories: whole state as JSON; product and variant SKUs, and the slugs of
+products not archived, kept unique (in any case) by the database, so two concurrent writes cannot both
+take one."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from bus.repository import Repository, change
 from bus.uow import Outcome, UnitOfWork
 from contexts.catalogue.category import Category, CategoryState
 from contexts.catalogue.commands import ProductCommand
-from contexts.catalogue.errors import AnotherSellersProduct, SkuTaken, VariantSkuTaken
+from contexts.catalogue.errors import AnotherSellersProduct, SkuTaken, SlugTaken, VariantSkuTaken
 from contexts.catalogue.events import VariantAdded
 from contexts.catalogue.product import Product, ProductState
+from contexts.catalogue.values import ProductStatus
 
 _encoder = msgspec.json.Encoder()
 _product_decoder = msgspec.json.Decoder(ProductState)
@@ -32,6 +34,12 @@ def sku_key(sku: str) -> str:
     return sku.upper()
 
 
+def slug_key(product: Product) -> str | None:
+    """The key that holds the product's slug; an archived product holds none, so its slug is free."""
+    slug = product.state.slug
+    return None if slug is None or product.state.status == ProductStatus.ARCHIVED else slug.lower()
+
+
 def _new_variant_skus(product: Product) -> list[str]:
     return [e.variant_sku for e in product.pending_events if isinstance(e, VariantAdded)]
 
@@ -39,9 +47,10 @@ def _new_variant_skus(product: Product) -> list[str]:
 class Products(Repository[Product]):
     table = "catalogue.products"
     what = "product"
-    lookups = ("sku_key",)
+    lookups = ("sku_key", "slug_key")
     unique = {
         "products_sku_key_key": lambda product: SkuTaken(product.state.sku),
+        "products_slug_key_key": lambda product: SlugTaken(product.state.slug),
         "variant_skus_pkey": lambda product: VariantSkuTaken(", ".join(_new_variant_skus(product))),
     }
 
@@ -52,7 +61,7 @@ class Products(Repository[Product]):
         return _encoder.encode(product.state).decode()
 
     def lookup_values(self, product: Product) -> tuple[object, ...]:
-        return (sku_key(product.state.sku),)
+        return sku_key(product.state.sku), slug_key(product)
 
     async def save_more(self, conn: asyncpg.Connection, product: Product) -> None:
         added = [e for e in product.pending_events if isinstance(e, VariantAdded)]

@@ -64,6 +64,8 @@ class Scope(NamedTuple):
     args: tuple[object, ...]
 
 
+EVERYTHING = Scope("true", None, ())  # an admin's
+
 _SHOWN = f"('{ProductStatus.ACTIVE}', '{ProductStatus.DISCONTINUED}')"
 _RANKED = "ARRAY[" + ", ".join(f"'{tier}'" for tier in Tier) + "]"  # Standard < Silver < Gold < Platinum
 
@@ -81,7 +83,7 @@ def scope(viewer: Viewer, *, listed: bool, param: int, alias: str = "") -> Scope
     addressed one by one (by id or slug, where Unlisted ones show too)."""
     c = f"{alias}." if alias else ""
     if viewer.kind is Kind.ADMIN:
-        return Scope("true", None, ())
+        return EVERYTHING
     shown = [f"{c}visibility = '{Visibility.PUBLIC}'"]
     if not listed:
         shown.append(f"{c}visibility = '{Visibility.UNLISTED}'")

@@ -33,7 +33,7 @@ PHONE_PATTERN = r"^\+?[0-9 ()-]{0,9}[0-9][0-9 ()-]{0,9}$"
 WS = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
-def _text_pattern(max_len: int) -> str:
+def text_pattern(max_len: int) -> str:
     """1..max_len characters once surrounding whitespace is stripped, no U+0000 (checks.text)."""
     inner = f"[^{WS}\\x00]" if max_len == 1 else f"[^{WS}\\x00](?:[^\\x00]{{0,{max_len - 2}}}[^{WS}\\x00])?"
     return f"^[{WS}]*{inner}[{WS}]*$"
@@ -42,7 +42,7 @@ def _text_pattern(max_len: int) -> str:
 def text(max_len: int, **extra: Any) -> Meta:
     """A required text: not blank, at most `max_len` characters once stripped."""
     return Meta(
-        extra_json_schema={"pattern": _text_pattern(max_len), **extra},
+        extra_json_schema={"pattern": text_pattern(max_len), **extra},
         description=f"1 to {max_len} characters, surrounding whitespace stripped",
     )
 

@@ -54,7 +54,7 @@ def full_product(**overrides: Any) -> dict[str, Any]:
         restricted_to_tier="Gold",
         meta_title="Organic cotton tee | Northwind",
         meta_description="A heavyweight organic cotton tee.",
-        slug="organic-cotton-tee",
+        slug=f"organic-cotton-tee-{uuid.uuid4().hex[:12]}",  # slugs are unique among products
         **overrides,
     )
 
@@ -262,7 +262,7 @@ class TestCreateProduct:
             brand="b" * 100,
             meta_title="m" * 70,
             meta_description="m" * 160,
-            slug="s" * 200,
+            slug=uuid.uuid4().hex.ljust(200, "s"),
         )
         assert (await client.post("/products", json=body)).status_code == 201
         assert (await client.post("/products", json=product(sku=uuid.uuid4().hex[:3]))).status_code == 201
@@ -328,7 +328,7 @@ class TestUpdateProductDetails:
             "attributes": {"fit": "slim"},
             "meta_title": "New meta",
             "meta_description": "New meta description",
-            "slug": "new-slug",
+            "slug": f"new-slug-{uuid.uuid4().hex[:12]}",
         }
         assert_accepted(await client.put(f"/products/{product_id}/details", json=change), 2)
         shown = await detail(client, product_id, 2)

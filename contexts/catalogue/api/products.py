@@ -7,20 +7,32 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
+from litestar.openapi.spec import Example
 from litestar.params import JSONBody, PathParameter
 
 from bus.errors import Forbidden
-from contexts.catalogue import queries
+from contexts.catalogue import queries, search
 from contexts.catalogue.api import NewProduct, ProductChange, ProductCreated
 from contexts.catalogue.api.parameters import (
     DEPENDENCIES,
     SELLERS,
+    Brands,
+    CurrencyFilter,
     Cursor,
+    FacetList,
+    IncludeSubcategories,
     Limit,
+    PriceMax,
+    PriceMin,
     ProductId,
+    SearchCursor,
+    SearchText,
+    SortOrder,
     StatusFilter,
+    SubtreeCategory,
     UuidFilter,
     Viewer,
+    attribute_filters,
     parse_product_id,
     parse_seller_id,
     product_target,
@@ -30,12 +42,15 @@ from contexts.catalogue.api.parameters import (
 from contexts.catalogue.details import UpdateProductDetails
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
 from contexts.catalogue.listing import CreateProduct
+from contexts.catalogue.viewer import scope
 from contexts.edge.access import BEARER, GUARDED, Role, principal_of
 from contexts.edge.bodies import command_from
 from contexts.edge.changes import change
 from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool
 from contexts.edge.problems import PROBLEMS
 from contexts.edge.responses import Accepted, created, found
+
+SLUGS = [Example(summary="a slug", value="classic-t-shirt")]
 
 
 class ProductController(Controller):
@@ -137,27 +152,66 @@ class ProductController(Controller):
         """Discontinued → Archived; an archived product refuses every further command (409)."""
         return await change(commands, ArchiveProduct, product_target(commands, product_id), expected_version)
 
-    @get("/", operation_id="listProducts", responses=PROBLEMS, summary="Product cards")
+    @get("/", operation_id="listProducts", responses=PROBLEMS, summary="Find products")
     async def list_cards(
+        self,
+        request: Request[Any, Any, Any],
+        pool: ReadPool,
+        viewer: Viewer,
+        q: SearchText = None,
+        category_id: SubtreeCategory = None,
+        include_subcategories: IncludeSubcategories = True,
+        seller_id: UuidFilter = None,
+        status: StatusFilter = None,
+        brand: Brands = None,
+        currency: CurrencyFilter = None,
+        price_min: PriceMin = None,
+        price_max: PriceMax = None,
+        sort: SortOrder = None,
+        facets: FacetList = None,
+        limit: Limit = 20,
+        cursor: SearchCursor = None,
+    ) -> search.SearchPage:
+        """Product cards matching every filter given, a page at a time: `next_cursor` fetches the next page
+        (null on the last). `attr.<key>=<value>` (repeatable) keeps cards whose attribute `<key>` is
+        `<value>` (a string, or the number or boolean it spells): values of one key are alternatives,
+        different keys must all hold, e.g. `attr.colour=navy&attr.colour=black&attr.size=M`. `facets`
+        adds counts over the whole result set beside the page."""
+        return await search.search_products(
+            pool,
+            search.filters(
+                q=q,
+                category_id=uuid_filter("category_id", category_id),
+                include_subcategories=include_subcategories,
+                seller_id=uuid_filter("seller_id", seller_id),
+                status=status_filter(status),
+                brands=brand or (),
+                currency=currency,
+                price_min=price_min,
+                price_max=price_max,
+                attributes=attribute_filters(request.query_params.multi_items()),
+                sort=sort,
+                facets=facets,
+                limit=limit,
+                cursor=cursor,
+            ),
+            scope(viewer, listed=True, param=1, alias="c"),
+        )
+
+    @get(
+        "/by-slug/{slug:str}",
+        operation_id="getProductBySlug",
+        responses=PROBLEMS,
+        summary="Product detail by slug",
+    )
+    async def by_slug(
         self,
         pool: ReadPool,
         viewer: Viewer,
-        category_id: UuidFilter = None,
-        seller_id: UuidFilter = None,
-        status: StatusFilter = None,
-        limit: Limit = 20,
-        cursor: Cursor = None,
-    ) -> queries.ProductCardPage:
-        """Newest first; `next_cursor` fetches the next page (null on the last)."""
-        return await queries.list_product_cards(
-            pool,
-            category_id=uuid_filter("category_id", category_id),
-            seller_id=uuid_filter("seller_id", seller_id),
-            status=status_filter(status),
-            limit=limit,
-            cursor=cursor,
-            viewer=viewer,
-        )
+        slug: Annotated[str, PathParameter(description="The product's slug, in any case", examples=SLUGS)],
+    ) -> Response[queries.ProductDetail]:
+        """The detail of the product that holds the slug (archived products hold none): as `GET /products/{id}`."""
+        return found(await queries.get_product_by_slug(pool, slug, viewer=viewer), "product", slug)
 
     @get("/{product_id:str}", operation_id="getProduct", responses=PROBLEMS, summary="Product detail")
     async def detail(
