@@ -28,6 +28,8 @@ SECURITY_SCHEMES = {
     )
 }
 BEARER: list[dict[str, list[str]]] = [{SCHEME: []}]  # the `security` of a route that needs a token
+# ... of a route open to anonymous callers whose answer depends on who calls (the storefront's reads)
+BEARER_OPTIONAL: list[dict[str, list[str]]] = [{}, {SCHEME: []}]
 
 
 class Role(StrEnum):

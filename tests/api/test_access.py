@@ -387,8 +387,10 @@ class TestOpenApi:
             for op in item.values()
             if isinstance(op, dict)
         }
-        for public in ("listProducts", "getProduct", "getCategoryTree", "listSellerProducts"):
-            assert not operations[public].get("security"), public
+        assert not operations["getCategoryTree"].get("security")
+        # Storefront reads are open to anonymous callers ({}) and answer a token's bearer by its role.
+        for public in ("listProducts", "getProduct", "getProductBySlug", "listSellerProducts", "getCategory"):
+            assert operations[public]["security"] == [{}, {"BearerToken": []}], public
         for guarded in (
             "createProduct",
             "createCategory",

@@ -20,7 +20,7 @@ from contexts.catalogue.api.parameters import (
 )
 from contexts.catalogue.categories import CreateCategory, DeactivateCategory, ReorderCategory, UpdateCategory
 from contexts.edge import wire
-from contexts.edge.access import BEARER, GUARDED
+from contexts.edge.access import BEARER, BEARER_OPTIONAL, GUARDED
 from contexts.edge.bodies import command_from
 from contexts.edge.changes import change
 from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool
@@ -116,6 +116,7 @@ class CategoryController(Controller):
         "/{category_id:str}",
         operation_id="getCategory",
         responses=PROBLEMS,
+        security=BEARER_OPTIONAL,
         summary="A category with breadcrumb",
     )
     async def node(

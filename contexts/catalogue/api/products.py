@@ -43,7 +43,7 @@ from contexts.catalogue.details import UpdateProductDetails
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
 from contexts.catalogue.listing import CreateProduct
 from contexts.catalogue.viewer import scope
-from contexts.edge.access import BEARER, GUARDED, Role, principal_of
+from contexts.edge.access import BEARER, BEARER_OPTIONAL, GUARDED, Role, principal_of
 from contexts.edge.bodies import command_from
 from contexts.edge.changes import change
 from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool
@@ -152,7 +152,13 @@ class ProductController(Controller):
         """Discontinued → Archived; an archived product refuses every further command (409)."""
         return await change(commands, ArchiveProduct, product_target(commands, product_id), expected_version)
 
-    @get("/", operation_id="listProducts", responses=PROBLEMS, summary="Find products")
+    @get(
+        "/",
+        operation_id="listProducts",
+        responses=PROBLEMS,
+        security=BEARER_OPTIONAL,
+        summary="Find products",
+    )
     async def list_cards(
         self,
         request: Request[Any, Any, Any],
@@ -202,6 +208,7 @@ class ProductController(Controller):
         "/by-slug/{slug:str}",
         operation_id="getProductBySlug",
         responses=PROBLEMS,
+        security=BEARER_OPTIONAL,
         summary="Product detail by slug",
     )
     async def by_slug(
@@ -213,7 +220,13 @@ class ProductController(Controller):
         """The detail of the product that holds the slug (archived products hold none): as `GET /products/{id}`."""
         return found(await queries.get_product_by_slug(pool, slug, viewer=viewer), "product", slug)
 
-    @get("/{product_id:str}", operation_id="getProduct", responses=PROBLEMS, summary="Product detail")
+    @get(
+        "/{product_id:str}",
+        operation_id="getProduct",
+        responses=PROBLEMS,
+        security=BEARER_OPTIONAL,
+        summary="Product detail",
+    )
     async def detail(
         self, pool: ReadPool, viewer: Viewer, product_id: ProductId
     ) -> Response[queries.ProductDetail]:
@@ -229,6 +242,7 @@ class ProductController(Controller):
         "/{product_id:str}/price-history",
         operation_id="getPriceHistory",
         responses=PROBLEMS,
+        security=BEARER_OPTIONAL,
         summary="Price history",
     )
     async def price_history(
@@ -251,6 +265,7 @@ class SellerController(Controller):
         "/{seller_id:str}/products",
         operation_id="listSellerProducts",
         responses=PROBLEMS,
+        security=BEARER_OPTIONAL,
         summary="A seller's products",
     )
     async def products(
