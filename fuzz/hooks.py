@@ -22,22 +22,6 @@ from hypothesis import strategies as st
 _NO_NUL = st.characters(exclude_characters="\x00")
 
 
-def _product_cursor(moment: datetime, product_id: str) -> str:
-    # The encoding of contexts/catalogue/queries.py: the key of the last card of the previous page.
-    raw = msgspec.json.encode({"t": moment, "id": product_id})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-schemathesis.openapi.format(
-    "product-cursor",
-    st.builds(
-        _product_cursor,
-        st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)),
-        st.one_of(st.uuids().map(str), st.text(_NO_NUL, max_size=40)),
-    ),
-)
-
-
 def _search_cursor(sort: str, key: str, product_id: str) -> str:
     # The encoding of contexts/catalogue/search.py: the sort, the last card's sort key as text, its id.
     raw = msgspec.json.encode({"s": sort, "k": key, "id": product_id})

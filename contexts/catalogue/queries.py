@@ -15,8 +15,6 @@ the tree until it does, and an ancestor that has not arrived is missing from a b
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -24,8 +22,6 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 
-from bus.errors import Invalid
-from bus.messages import encoder
 from contexts.catalogue.values import MAX_SLUG
 from contexts.catalogue.viewer import Scope, Viewer, scope
 
@@ -126,11 +122,6 @@ class ProductCard(msgspec.Struct, frozen=True, kw_only=True):
             description="the calling customer's highest price over the active variants; null for other callers",
         ),
     ] = None
-
-
-class ProductCardPage(msgspec.Struct, frozen=True, kw_only=True):
-    items: list[ProductCard]
-    next_cursor: Annotated[str | None, _eg("eyJ0IjoiMjAyNi0xMS0yN1QxMTo1MTo0My40NTQyMzJaIiwiaWQiOiI2ZjFjIn0")]
 
 
 class PriceChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -266,14 +257,6 @@ def _view(row: asyncpg.Record | None) -> ProductDetail | None:
     )
 
 
-class _Cursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The key of the last card of a page: cards strictly after it, newest first, make the next page."""
-
-    t: Annotated[datetime, msgspec.Meta(tz=True)]
-    id: str
-
-
-_cursor_decoder = msgspec.json.Decoder(_Cursor)
 _YOURS = ("your_min_price", "your_max_price")
 
 
@@ -288,59 +271,6 @@ def card_columns(tier: str | None) -> str:
         f"{cards}, (SELECT min({price}) {mine}) AS your_min_price,"
         f" (SELECT max({price}) {mine}) AS your_max_price"
     )
-
-
-def _encode_cursor(card: ProductCard) -> str:
-    key = encoder.encode(_Cursor(t=card.created_at, id=card.product_id))
-    return base64.urlsafe_b64encode(key).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> _Cursor:
-    try:
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        after = _cursor_decoder.decode(raw)
-    except (ValueError, binascii.Error, msgspec.MsgspecError):
-        raise Invalid("cursor", "is not a cursor this service issued") from None
-    if _unstorable(after.id):
-        raise Invalid("cursor", "is not a cursor this service issued")
-    return after
-
-
-async def list_product_cards(
-    pool: asyncpg.Pool,
-    *,
-    category_id: str | None = None,
-    seller_id: str | None = None,
-    status: str | None = None,
-    limit: int = 20,
-    cursor: str | None = None,
-    viewer: Viewer,
-) -> ProductCardPage:
-    """Cards newest first (created_at, then product_id, both descending), a page at a time. Paging by the
-    last card's key rather than an offset keeps pages stable while products are added: no card repeats
-    and none is skipped."""
-    after = None if cursor is None else _decode_cursor(cursor)
-    if _unstorable(category_id, seller_id, status):
-        return ProductCardPage(items=[], next_cursor=None)
-    limit = min(max(limit, 1), 100)
-    scoped = scope(viewer, listed=True, param=1)
-    conditions: list[str] = [scoped.where]
-    args: list[object] = [*scoped.args]
-    for column, value in (("category_id", category_id), ("seller_id", seller_id), ("status", status)):
-        if value is not None:
-            args.append(value)
-            conditions.append(f"{column} = ${len(args)}")
-    if after is not None:
-        args += [after.t, after.id]
-        conditions.append(f"(created_at, product_id) < (${len(args) - 1}, ${len(args)})")
-    rows = await pool.fetch(
-        f"SELECT {card_columns(scoped.tier)} FROM catalogue.product_cards c WHERE {' AND '.join(conditions)}"
-        f" ORDER BY created_at DESC, product_id DESC LIMIT ${len(args) + 1}",
-        *args,
-        limit + 1,
-    )
-    items = [ProductCard(**_plain(row, "min_price", "max_price", *_YOURS)) for row in rows[:limit]]
-    return ProductCardPage(items=items, next_cursor=_encode_cursor(items[-1]) if len(rows) > limit else None)
 
 
 async def get_price_history(pool: asyncpg.Pool, product_id: str, *, viewer: Viewer) -> PriceHistory | None:

@@ -26,16 +26,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from bus.errors import Invalid
-from contexts.catalogue.queries import ProductCard, _eg, _plain, card_columns
+from contexts.catalogue.queries import ProductCard, _eg, _plain, _unstorable, card_columns
 from contexts.catalogue.values import MAX_MONEY, Currency
-from contexts.catalogue.viewer import EVERYTHING, Scope
+from contexts.catalogue.viewer import EVERYTHING, Scope, Viewer, scope
 
 MAX_QUERY = 200
 # A JSON number (with an exponent NUMERIC can hold) or boolean.
@@ -427,6 +427,8 @@ async def facets(pool: asyncpg.Pool, search: Search, scoped: Scope = EVERYTHING)
 async def search_products(pool: asyncpg.Pool, search: Search, scoped: Scope = EVERYTHING) -> SearchPage:
     """One page of the cards a viewer's scope lets it list that match `search`, in its order; the facets
     when asked."""
+    if _unstorable(search.category_id, search.seller_id, search.status):
+        return SearchPage(items=[], next_cursor=None)  # no stored row holds U+0000
     sql, args = statement(search, scoped)
     rows = await pool.fetch(sql, *args)
     items = [
@@ -447,3 +449,9 @@ async def search_products(pool: asyncpg.Pool, search: Search, scoped: Scope = EV
         else _encode_cursor(search.sort, last["sort_key"], last["product_id"]),
         facets=await facets(pool, search, scoped) if search.facets else UNSET,
     )
+
+
+async def list_product_cards(pool: asyncpg.Pool, *, viewer: Viewer, **given: Any) -> SearchPage:
+    """The cards `viewer` may list that match the raw parameters `given` (those of `filters`): what
+    `GET /products` and `GET /sellers/{id}/products` answer."""
+    return await search_products(pool, filters(**given), scope(viewer, listed=True, param=1, alias="c"))

@@ -30,8 +30,8 @@ from contexts.catalogue.queries import (
     get_category_tree,
     get_price_history,
     get_product,
-    list_product_cards,
 )
+from contexts.catalogue.search import list_product_cards
 from contexts.catalogue.viewer import ADMIN
 from shopstream.bootstrap import BUS
 from shopstream.migrate import Component, migrate_all

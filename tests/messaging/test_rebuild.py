@@ -24,6 +24,7 @@ from bus.module import ContextModule
 from bus.rebuild import Progress, Rebuild, rebuild
 from contexts import identity
 from contexts.catalogue import queries as catalogue_queries
+from contexts.catalogue import search as catalogue_search
 from contexts.catalogue.gallery import AddProductImage
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
 from contexts.catalogue.pricing import ChangeVariantPrice, SetTierPrice
@@ -350,7 +351,7 @@ def _catalogue_counts(pool: asyncpg.Pool, category_id: str, product_ids: list[st
         found = [await catalogue_queries.get_product(pool, p, viewer=ADMIN) for p in product_ids]
         histories = [await catalogue_queries.get_price_history(pool, p, viewer=ADMIN) for p in product_ids]
         return {
-            "cards": len((await catalogue_queries.list_product_cards(pool, limit=100, viewer=ADMIN)).items),
+            "cards": len((await catalogue_search.list_product_cards(pool, limit=100, viewer=ADMIN)).items),
             "filed": category.product_count if category else -1,
             "products": sum(p is not None for p in found),
             "price changes": sum(len(h.items) for h in histories if h is not None),

@@ -39,13 +39,6 @@ StatusFilter = Annotated[
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (1-100)")]
 SELLERS = allow(Role.SELLER)  # a seller changes only the products it listed; admins any
 ADMINS = allow()  # the category tree is the shop's own: admins only
-Cursor = Annotated[
-    str | None,
-    QueryParameter(
-        description="`next_cursor` of the previous page; any other value is 422",
-        schema_extra={"format": "product-cursor"},
-    ),
-]
 
 
 SearchCursor = Annotated[

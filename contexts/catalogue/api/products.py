@@ -18,7 +18,6 @@ from contexts.catalogue.api.parameters import (
     SELLERS,
     Brands,
     CurrencyFilter,
-    Cursor,
     FacetList,
     IncludeSubcategories,
     Limit,
@@ -42,7 +41,6 @@ from contexts.catalogue.api.parameters import (
 from contexts.catalogue.details import UpdateProductDetails
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
 from contexts.catalogue.listing import CreateProduct
-from contexts.catalogue.viewer import scope
 from contexts.edge.access import BEARER, BEARER_OPTIONAL, GUARDED, Role, principal_of
 from contexts.edge.bodies import command_from
 from contexts.edge.changes import change
@@ -183,25 +181,23 @@ class ProductController(Controller):
         `<value>` (a string, or the number or boolean it spells): values of one key are alternatives,
         different keys must all hold, e.g. `attr.colour=navy&attr.colour=black&attr.size=M`. `facets`
         adds counts over the whole result set beside the page."""
-        return await search.search_products(
+        return await search.list_product_cards(
             pool,
-            search.filters(
-                q=q,
-                category_id=uuid_filter("category_id", category_id),
-                include_subcategories=include_subcategories,
-                seller_id=uuid_filter("seller_id", seller_id),
-                status=status_filter(status),
-                brands=brand or (),
-                currency=currency,
-                price_min=price_min,
-                price_max=price_max,
-                attributes=attribute_filters(request.query_params.multi_items()),
-                sort=sort,
-                facets=facets,
-                limit=limit,
-                cursor=cursor,
-            ),
-            scope(viewer, listed=True, param=1, alias="c"),
+            viewer=viewer,
+            q=q,
+            category_id=uuid_filter("category_id", category_id),
+            include_subcategories=include_subcategories,
+            seller_id=uuid_filter("seller_id", seller_id),
+            status=status_filter(status),
+            brands=brand or (),
+            currency=currency,
+            price_min=price_min,
+            price_max=price_max,
+            attributes=attribute_filters(request.query_params.multi_items()),
+            sort=sort,
+            facets=facets,
+            limit=limit,
+            cursor=cursor,
         )
 
     @get(
@@ -275,14 +271,14 @@ class SellerController(Controller):
         seller_id: Annotated[str, PathParameter(description="The seller's id", format="uuid")],
         status: StatusFilter = None,
         limit: Limit = 20,
-        cursor: Cursor = None,
-    ) -> queries.ProductCardPage:
+        cursor: SearchCursor = None,
+    ) -> search.SearchPage:
         """The seller's product cards, newest first (an unknown seller has none)."""
-        return await queries.list_product_cards(
+        return await search.list_product_cards(
             pool,
+            viewer=viewer,
             seller_id=parse_seller_id(seller_id),
             status=status_filter(status),
             limit=limit,
             cursor=cursor,
-            viewer=viewer,
         )
