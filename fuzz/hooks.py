@@ -23,7 +23,7 @@ _NO_NUL = st.characters(exclude_characters="\x00")
 
 
 def _search_cursor(sort: str, key: str, product_id: str) -> str:
-    # The encoding of contexts/catalogue/search.py: the sort, the last card's sort key as text, its id.
+    # The encoding of contexts/catalogue/search_terms.py: the sort, the last card's sort key as text, its id.
     raw = msgspec.json.encode({"s": sort, "k": key, "id": product_id})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -63,7 +63,7 @@ class TestQueryPlans:
     async def test_each_sort_uses_an_index_on_the_first_page_and_after_a_cursor(self, filled, sort):
         first = search.statement(search.filters(sort=sort))
         rows = await filled.fetch(first[0], *first[1])
-        cursor = search._encode_cursor(sort, rows[-1]["sort_key"], rows[-1]["product_id"])
+        cursor = search.encode_cursor(sort, rows[-1]["sort_key"], rows[-1]["product_id"])
         for sql, args in (first, search.statement(search.filters(sort=sort, cursor=cursor))):
             shown = await plan(filled, sql, args)
             assert "Seq Scan" not in shown and "Sort" not in shown.split("->")[0], shown

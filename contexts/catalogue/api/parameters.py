@@ -14,7 +14,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from bus.errors import Invalid
 from contexts.catalogue import viewer
-from contexts.catalogue.search import MAX_QUERY, Facet, Sort
+from contexts.catalogue.search_terms import MAX_QUERY, Facet, Sort
 from contexts.catalogue.values import Currency, ProductStatus
 from contexts.edge import wire
 from contexts.edge.access import Role, allow, principal_of
