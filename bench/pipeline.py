@@ -9,7 +9,7 @@ them, and how fast a backlog drains. Driven by bench/paced.py over HTTP against 
   or not yet acknowledged (the consumer acknowledges after its commit) — stayed under
   `max(MIN_BACKLOG, rate x BACKLOG_SECONDS)` over the step's second half and was gone within
   `DRAIN_TIMEOUT` after it. The bare endpoint is searched the same way, on its answers alone.
-- lag: from a command's commit to the commit of the last of the four identity projections applying
+- lag: from a command's commit to the commit of the last read model of identity's events applying
   its event, at fractions of the sustained rate. Measured in the database, with deferred triggers
   (run at commit) noting `clock_timestamp()` for each identity outbox row and each move of a
   projection's tracked version (`bus.consumer_positions`); installed only for these steps.
@@ -120,13 +120,14 @@ def registrations(tag: str) -> Body:
 
 
 class Observer:
-    """Reads, from the bench process, how far the identity read models are behind the commands."""
+    """Reads, from the bench process, how far the read models of identity's events are behind the commands."""
 
     def __init__(self, messaging: Messaging) -> None:
         self.messaging = messaging
         self.monitor = Monitor(messaging)
         self.pool = messaging.pool_of(CONTEXT)
-        self.consumers = sorted(messaging.inboxes_of([CONTEXT]))
+        # every read model of identity's events, the catalogue's replica of tiers included
+        self.consumers = sorted(n for n, i in messaging.inboxes.items() if i.outbox.context == CONTEXT)
 
     @classmethod
     async def open(cls, settings: Settings) -> Observer:
@@ -266,7 +267,7 @@ async def lags(
             events, complete = int(row["events"]), int(row["complete"])
             if complete < events:
                 log(
-                    f"{name:<10} lag: only {complete:,} of {events:,} events reached every identity projection"
+                    f"{name:<10} lag: only {complete:,} of {events:,} events reached every read model of identity's events"
                 )
             found.append(
                 Lag(

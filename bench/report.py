@@ -215,7 +215,7 @@ def table(report: Report) -> str:
             )
     b = report.backlog
     rows.append(
-        f"| {b.events:,}-event backlog through relay + 4 identity projections | {b.seconds:.2f} s"
+        f"| {b.events:,}-event backlog through relay + every read model of identity's events | {b.seconds:.2f} s"
         f" ({b.rate:,.0f} ev/s; {b.with_start_seconds:.2f} s from worker start)"
         f" | `api` took them in at {b.fill_rate:,.0f} req/s | {ratio(b.rate, b.fill_rate)} | < 2 s |"
     )
