@@ -1217,7 +1217,8 @@ class TestCategoryTree:
 
     async def test_an_inactive_root_hides_its_tree(self, client):
         root, child = await category_chain(client, ["Root", "Child"])
-        await client.put(f"/categories/{root}/deactivate")
+        await until(client, "/categories", lambda tree: find_node(tree["items"], child) is not None)
+        assert (await client.put(f"/categories/{root}/deactivate")).status_code == 200
         await until(client, "/categories", lambda tree: find_node(tree["items"], child) is None)
         assert find_node((await client.get("/categories?include_inactive=true")).json()["items"], child)
 
