@@ -28,10 +28,11 @@ def _search_cursor(sort: str, key: str, product_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_NEWEST_KEYS = st.tuples(
+    st.just("newest"), st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)).map(str)
+)
 _SORT_KEYS = st.one_of(
-    st.tuples(
-        st.just("newest"), st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)).map(str)
-    ),
+    _NEWEST_KEYS,
     st.tuples(st.sampled_from(["price_asc", "price_desc"]), st.decimals(0, 10**12, places=2).map(str)),
     st.tuples(st.just("title"), st.text(_NO_NUL, max_size=40)),
     st.tuples(st.just("relevance"), st.floats(0, 10, width=32).map(repr)),
@@ -41,6 +42,15 @@ schemathesis.openapi.format(
     st.builds(
         lambda sort_key, product_id: _search_cursor(*sort_key, product_id),
         _SORT_KEYS,
+        st.one_of(st.uuids().map(str), st.text(_NO_NUL, max_size=40)),
+    ),
+)
+
+schemathesis.openapi.format(
+    "product-newest-cursor",
+    st.builds(
+        lambda sort_key, product_id: _search_cursor(*sort_key, product_id),
+        _NEWEST_KEYS,
         st.one_of(st.uuids().map(str), st.text(_NO_NUL, max_size=40)),
     ),
 )

@@ -51,6 +51,17 @@ SearchCursor = Annotated[
         ],
     ),
 ]
+# A seller's list is newest first only: its cursors are those of the search's `newest` sort.
+NewestCursor = Annotated[
+    str | None,
+    QueryParameter(
+        description="`next_cursor` of the previous page; any other value is 422",
+        schema_extra={"format": "product-newest-cursor"},
+        examples=[
+            Example(value="eyJzIjoibmV3ZXN0IiwiayI6IjIwMjYtMTEtMjdUMTE6NTE6NDMrMDA6MDAiLCJpZCI6IjZmMWMifQ")
+        ],
+    ),
+]
 
 
 def _examples(*values: object) -> list[Example]:

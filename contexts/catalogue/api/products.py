@@ -21,6 +21,7 @@ from contexts.catalogue.api.parameters import (
     FacetList,
     IncludeSubcategories,
     Limit,
+    NewestCursor,
     PriceMax,
     PriceMin,
     ProductId,
@@ -271,7 +272,7 @@ class SellerController(Controller):
         seller_id: Annotated[str, PathParameter(description="The seller's id", format="uuid")],
         status: StatusFilter = None,
         limit: Limit = 20,
-        cursor: SearchCursor = None,
+        cursor: NewestCursor = None,
     ) -> search.SearchPage:
         """The seller's product cards, newest first (an unknown seller has none)."""
         return await search.list_product_cards(
