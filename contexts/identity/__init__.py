@@ -1,9 +1,10 @@
-"""The identity bounded context: customers, profiles, address books, account lifecycle, tiers."""
+"""The identity bounded context: customers, profiles, e-mail addresses, address books, account lifecycle,
+tiers."""
 
 from importlib.resources import files
 
 from bus.module import ContextModule
-from contexts.identity import account, addresses, profile, registration, tier
+from contexts.identity import account, addresses, email_change, profile, registration, tier
 from contexts.identity.api.addresses import AddressBookController
 from contexts.identity.api.customers import CustomerController
 from contexts.identity.projections import PROJECTIONS
@@ -14,6 +15,7 @@ module = ContextModule(
     handlers={
         registration.RegisterCustomer: registration.register_customer,
         profile.UpdateProfile: profile.update_profile,
+        email_change.ChangeEmail: email_change.change_email,
         addresses.AddAddress: addresses.add_address,
         addresses.UpdateAddress: addresses.update_address,
         addresses.RemoveAddress: addresses.remove_address,

@@ -27,6 +27,7 @@ from contexts.identity.events import (
     AddressUpdated,
     CustomerRegistered,
     DefaultAddressChanged,
+    EmailChanged,
     ProfileUpdated,
     TierUpgraded,
 )
@@ -139,6 +140,17 @@ class Customer(Aggregate):
                 date_of_birth=new.date_of_birth,
             )
         )
+
+    def change_email(self, email: str) -> None:
+        """The address is stored as given: a change of case only is a change, under the same unique key
+        (the repository's `email_key`); the very same address changes nothing."""
+        self._ensure_open()
+        new = values.email(email)
+        previous = self.state.email
+        if new == previous:
+            return
+        self.state = replace(self.state, email=new)
+        self.raise_event(EmailChanged(customer_id=self.id, email=new, previous_email=previous))
 
     def add_address(
         self,

@@ -63,7 +63,8 @@ class TierNotHigher(Conflict):
 
 
 class EmailAlreadyRegistered(Conflict):
-    """Raised by the registration handler: e-mail addresses are unique case-insensitively."""
+    """Refused at commit, on registration or an e-mail change: e-mail addresses are unique
+    case-insensitively."""
 
     kind = "email-taken"
 

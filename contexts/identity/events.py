@@ -86,6 +86,15 @@ class DefaultAddressChanged(Event, frozen=True, kw_only=True, tag="identity.Defa
 
 
 @message
+class EmailChanged(Event, frozen=True, kw_only=True, tag="identity.EmailChanged"):
+    """The customer's e-mail address changed from `previous_email` to `email`."""
+
+    customer_id: str
+    email: str
+    previous_email: str
+
+
+@message
 class AccountSuspended(Event, frozen=True, kw_only=True, tag="identity.AccountSuspended"):
     """An active account was suspended for the stated reason."""
 

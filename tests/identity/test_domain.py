@@ -357,6 +357,55 @@ class TestUpdateProfile:
         assert isinstance(only_event(customer), events.ProfileUpdated)
 
 
+class TestChangeEmail:
+    def test_email_changed_carries_the_new_and_the_previous_address(self) -> None:
+        customer = saved(register(email="Ada.Lovelace@Example.com"))
+        customer.change_email("augusta.king@example.org")
+        assert customer.state.email == "augusta.king@example.org"
+        assert customer.email_key == "augusta.king@example.org"
+        assert only_event(customer) == events.EmailChanged(
+            customer_id="c-1", email="augusta.king@example.org", previous_email="Ada.Lovelace@Example.com"
+        )
+        assert customer.version == 2
+
+    def test_a_change_of_case_only_is_a_change_under_the_same_key(self) -> None:
+        customer = saved(register(email="Ada.Lovelace@Example.com"))
+        customer.change_email("ada.lovelace@example.com")
+        assert customer.state.email == "ada.lovelace@example.com"
+        assert customer.email_key == values.email_key("Ada.Lovelace@Example.com")
+        assert only_event(customer) == events.EmailChanged(
+            customer_id="c-1", email="ada.lovelace@example.com", previous_email="Ada.Lovelace@Example.com"
+        )
+
+    def test_the_very_same_address_changes_nothing(self) -> None:
+        customer = saved(register(email="Ada.Lovelace@Example.com"))
+        customer.change_email("Ada.Lovelace@Example.com")
+        assert customer.pending_events == []
+        assert customer.version == 1
+
+    @pytest.mark.parametrize(
+        "email", ["", "plainaddress", "ada@localhost", " ada@example.com", "ada..x@example.com", "a\x00@b.co"]
+    )
+    def test_the_address_is_checked_as_on_registration(self, email: str) -> None:
+        customer = saved(register())
+        before = customer.state
+        with pytest.raises(Invalid) as excinfo:
+            customer.change_email(email)
+        assert invalid_field(excinfo) == "email"
+        assert customer.state == before
+        assert customer.pending_events == []
+
+    def test_the_address_is_kept_exactly_as_given(self) -> None:
+        customer = saved(register())
+        customer.change_email("X@[IPv6:2001:db8::1]")
+        assert customer.state.email == "X@[IPv6:2001:db8::1]"
+
+    def test_a_suspended_customer_may_change_its_email(self) -> None:
+        customer = in_status(Status.SUSPENDED)
+        customer.change_email("augusta@example.org")
+        assert isinstance(only_event(customer), events.EmailChanged)
+
+
 class TestAddAddress:
     def test_first_address_is_the_default_even_when_not_asked(self) -> None:
         customer = saved(register())
@@ -758,6 +807,7 @@ class TestAccountStatus:
 class TestClosedCustomer:
     COMMANDS = {
         "update_profile": lambda c: c.update_profile(today=TODAY, first_name="Zed"),
+        "change_email": lambda c: c.change_email("zed@example.com"),
         "add_address": lambda c: c.add_address("a9", **address()),
         "update_address": lambda c: c.update_address("a1", city="Paris"),
         "remove_address": lambda c: c.remove_address("a2"),
@@ -783,6 +833,7 @@ class TestClosedCustomer:
         "command",
         [
             lambda c: c.update_profile(today=TODAY, first_name=""),
+            lambda c: c.change_email("not an email"),
             lambda c: c.update_address("nope", city="Paris"),
             lambda c: c.suspend(""),
             lambda c: c.upgrade_tier("Diamond"),
@@ -876,6 +927,7 @@ class TestEvents:
     ALL = [
         events.CustomerRegistered,
         events.ProfileUpdated,
+        events.EmailChanged,
         events.AddressAdded,
         events.AddressUpdated,
         events.AddressRemoved,
@@ -899,6 +951,7 @@ class TestEvents:
     def test_every_raised_event_round_trips_through_the_registry(self) -> None:
         customer = register()
         customer.update_profile(today=TODAY, phone=None)
+        customer.change_email("augusta@example.org")
         customer.add_address("a1", **address(geo_lat=1.5, geo_lng=2.5))
         customer.add_address("a2", **address(is_default=True))
         customer.update_address("a1", city="York")
@@ -910,7 +963,7 @@ class TestEvents:
         customer.close()
         raised = customer.pending_events
         assert {type(e) for e in raised} == set(self.ALL)
-        assert customer.version == len(raised) == 11
+        assert customer.version == len(raised) == 12
         for event in raised:
             assert registry.decode(event.tag(), msgspec.json.encode(event)) == event
 

@@ -7,6 +7,7 @@ The module gets a database of its own, migrated for the identity context only; e
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
@@ -24,6 +25,7 @@ from contexts import identity
 from contexts.identity import events
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
 from contexts.identity.addresses import AddAddress, RemoveAddress, SetDefaultAddress, UpdateAddress
+from contexts.identity.email_change import ChangeEmail
 from contexts.identity.errors import (
     AddressNotFound,
     CustomerClosed,
@@ -196,6 +198,117 @@ class TestRegisterCustomer:
         assert events_written == 1
 
 
+async def email_of(pool: asyncpg.Pool, customer_id: str) -> tuple[str, str]:
+    row = await pool.fetchrow(
+        "SELECT state->>'email' AS email, email_key FROM identity.customers WHERE id = $1", customer_id
+    )
+    return row["email"], row["email_key"]
+
+
+class TestChangeEmail:
+    async def test_the_new_address_is_stored_as_given_and_its_key_follows(self, messaging, pool):
+        customer_id = await registered(messaging)
+        before = await email_of(pool, customer_id)
+        outcome = await messaging.bus.execute(
+            ChangeEmail(customer_id=customer_id, email="Augusta.King@Example.org")
+        )
+        assert outcome.version == 2
+        assert await email_of(pool, customer_id) == ("Augusta.King@Example.org", "augusta.king@example.org")
+        last = (await outbox_rows(pool, customer_id))[-1]
+        assert registry.decode(last["type"], last["payload"].encode()) == events.EmailChanged(
+            customer_id=customer_id, email="Augusta.King@Example.org", previous_email=before[0]
+        )
+
+    @pytest.mark.parametrize("variant", [str.upper, str.lower, lambda e: e], ids=["upper", "lower", "same"])
+    async def test_another_customers_address_in_any_case_is_taken(self, messaging, pool, variant):
+        unique = uuid.uuid4().hex[:8]
+        await registered(messaging, email=f"Grace.{unique}@Navy.example")
+        customer_id = await registered(messaging)
+        before = await email_of(pool, customer_id)
+        with pytest.raises(EmailAlreadyRegistered):
+            await messaging.bus.execute(
+                ChangeEmail(customer_id=customer_id, email=variant(f"Grace.{unique}@Navy.example"))
+            )
+        assert await email_of(pool, customer_id) == before
+        assert await stored_version(pool, customer_id) == 1
+        assert len(await outbox_rows(pool, customer_id)) == 1
+
+    async def test_a_change_of_case_only_is_a_change_and_the_same_address_is_none(self, messaging, pool):
+        unique = uuid.uuid4().hex[:8]
+        customer_id = await registered(messaging, email=f"ada.{unique}@example.com")
+        outcome = await messaging.bus.execute(
+            ChangeEmail(customer_id=customer_id, email=f"Ada.{unique}@Example.com")
+        )
+        assert outcome.version == 2
+        assert await email_of(pool, customer_id) == (f"Ada.{unique}@Example.com", f"ada.{unique}@example.com")
+        again = await messaging.bus.execute(
+            ChangeEmail(customer_id=customer_id, email=f"Ada.{unique}@Example.com")
+        )
+        assert again.version == 2
+        assert len(await outbox_rows(pool, customer_id)) == 2
+
+    async def test_an_address_given_up_can_be_taken_by_another_customer(self, messaging, pool):
+        unique = uuid.uuid4().hex[:8]
+        first = await registered(messaging, email=f"ada.{unique}@example.com")
+        await messaging.bus.execute(ChangeEmail(customer_id=first, email=f"augusta.{unique}@example.com"))
+        second = await registered(messaging, email=f"ADA.{unique}@example.com")
+        third = await registered(messaging)
+        with pytest.raises(EmailAlreadyRegistered):
+            await messaging.bus.execute(ChangeEmail(customer_id=third, email=f"Augusta.{unique}@example.com"))
+        await messaging.bus.execute(ChangeEmail(customer_id=first, email=f"ada.{unique}@example.org"))
+        await messaging.bus.execute(ChangeEmail(customer_id=third, email=f"Augusta.{unique}@example.com"))
+        assert (await email_of(pool, second))[1] == f"ada.{unique}@example.com"
+        assert (await email_of(pool, third))[1] == f"augusta.{unique}@example.com"
+
+    async def test_a_closed_customer_keeps_its_address(self, messaging, pool):
+        customer_id = await registered(messaging)
+        await messaging.bus.execute(CloseAccount(customer_id=customer_id))
+        before = await email_of(pool, customer_id)
+        with pytest.raises(CustomerClosed):
+            await messaging.bus.execute(ChangeEmail(customer_id=customer_id, email="zed@example.com"))
+        assert await email_of(pool, customer_id) == before
+        assert await stored_version(pool, customer_id) == 2
+
+    async def test_concurrent_changes_and_registrations_of_one_address_let_exactly_one_through(
+        self, messaging, other, pool
+    ):
+        for _ in range(25):
+            unique = uuid.uuid4().hex[:8]
+            spellings = [
+                f"race.{unique}@example.com",
+                f"RACE.{unique}@EXAMPLE.COM",
+                f"Race.{unique}@Example.com",
+            ]
+            changing = [await registered(messaging) for _ in range(4)]
+            commands: list[Command] = [
+                ChangeEmail(customer_id=cid, email=spellings[n % 3]) for n, cid in enumerate(changing)
+            ]
+            commands += [registration(email=spellings[n % 3]) for n in range(4)]
+            random.shuffle(commands)
+            results = await asyncio.gather(
+                *(bus.execute(c) for bus, c in zip([messaging.bus, other.bus] * 4, commands, strict=True)),
+                return_exceptions=True,
+            )
+            assert len(failures(results)) == 7, results
+            assert all(isinstance(f, EmailAlreadyRegistered) for f in failures(results)), failures(results)
+            holders = await pool.fetch(
+                "SELECT id FROM identity.customers WHERE email_key = $1", f"race.{unique}@example.com"
+            )
+            winners = [
+                c.aggregate_id for c, r in zip(commands, results, strict=True) if isinstance(r, Outcome)
+            ]
+            assert [h["id"] for h in holders] == winners
+            events_written = await pool.fetchval(
+                "SELECT count(*) FROM identity.outbox WHERE aggregate_id = ANY($1) AND aggregate_version > 1",
+                changing,
+            )
+            registered_now = await pool.fetchval(
+                "SELECT count(*) FROM identity.outbox WHERE aggregate_id = ANY($1)",
+                [c.aggregate_id for c in commands if isinstance(c, RegisterCustomer)],
+            )
+            assert events_written + registered_now == 1
+
+
 class TestVersionChecks:
     async def test_matching_expected_version_applies(self, messaging, pool):
         customer_id = await registered(messaging)
@@ -220,6 +333,7 @@ class TestVersionChecks:
         "command",
         [
             lambda cid, aid: UpdateProfile(customer_id=cid, first_name="X", expected_version=99),
+            lambda cid, aid: ChangeEmail(customer_id=cid, email="x@example.com", expected_version=99),
             lambda cid, aid: new_address(cid, expected_version=99),
             lambda cid, aid: UpdateAddress(
                 customer_id=cid, address_id=aid, city="Paris", expected_version=99
@@ -233,6 +347,7 @@ class TestVersionChecks:
         ],
         ids=[
             "profile",
+            "email",
             "add",
             "update-address",
             "remove",
@@ -309,6 +424,7 @@ class TestVersionChecks:
 def every_other_command(customer_id: str, address_id: str) -> list[Command]:
     return [
         UpdateProfile(customer_id=customer_id, first_name="X"),
+        ChangeEmail(customer_id=customer_id, email="x@example.com"),
         new_address(customer_id),
         UpdateAddress(customer_id=customer_id, address_id=address_id, city="Paris"),
         RemoveAddress(customer_id=customer_id, address_id=address_id),
@@ -321,7 +437,7 @@ def every_other_command(customer_id: str, address_id: str) -> list[Command]:
 
 
 class TestUnknownCustomer:
-    @pytest.mark.parametrize("index", range(9))
+    @pytest.mark.parametrize("index", range(10))
     async def test_command_on_an_unknown_customer_is_not_found(self, messaging, pool, index: int):
         customer_id = str(uuid.uuid4())
         command = every_other_command(customer_id, str(uuid.uuid4()))[index]
