@@ -42,6 +42,11 @@ class CustomerCards(ReadModel):
                     " date_of_birth = $5 WHERE customer_id = $1",
                     event.customer_id, event.first_name, event.last_name, event.phone, event.date_of_birth,
                 )  # fmt: skip
+            case e.EmailChanged():
+                await conn.execute(
+                    "UPDATE identity.customer_cards SET email = $2 WHERE customer_id = $1",
+                    event.customer_id, event.email,
+                )  # fmt: skip
             case e.AccountSuspended() | e.AccountReactivated() | e.AccountClosed():
                 await conn.execute(
                     "UPDATE identity.customer_cards SET status = $2 WHERE customer_id = $1",
@@ -117,15 +122,26 @@ class AddressBooks(ReadModel):
 
 
 class CustomerLookup(BatchedWrites):
+    """Events of two customers may apply in another order than they happened, so a row that gave its
+    e-mail address up may hold it beside its new holder's for a moment: each row notes when it took its
+    address (`email_since`), and a lookup answers with the newest holder."""
+
     name = "identity.customer_lookup"
     tables = ("identity.customer_lookup",)
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
-        if isinstance(event, e.CustomerRegistered):
-            await conn.execute(
-                "INSERT INTO identity.customer_lookup (customer_id, email_key, external_id) VALUES ($1, $2, $3)",
-                event.customer_id, email_key(event.email), event.external_id,
-            )  # fmt: skip
+        match event:
+            case e.CustomerRegistered():
+                await conn.execute(
+                    "INSERT INTO identity.customer_lookup (customer_id, email_key, email_since, external_id)"
+                    " VALUES ($1, $2, $3, $4)",
+                    event.customer_id, email_key(event.email), envelope.occurred_at, event.external_id,
+                )  # fmt: skip
+            case e.EmailChanged():
+                await conn.execute(
+                    "UPDATE identity.customer_lookup SET email_key = $2, email_since = $3 WHERE customer_id = $1",
+                    event.customer_id, email_key(event.email), envelope.occurred_at,
+                )  # fmt: skip
 
 
 class Segments(BatchedWrites):

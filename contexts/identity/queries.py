@@ -69,15 +69,19 @@ async def get_customer_card(pool: asyncpg.Pool, customer_id: str) -> CustomerCar
 async def get_customer_card_by(
     pool: asyncpg.Pool, *, email: str | None = None, external_id: str | None = None
 ) -> CustomerCard | None:
-    """Look a customer up by e-mail (case-insensitive) or external id."""
+    """Look a customer up by e-mail (case-insensitive; its newest holder, see `CustomerLookup`) or
+    external id."""
     if email is not None:
-        where, value = "l.email_key = $1", email_key(email)
+        which, value = (
+            "l.email_key = $1 ORDER BY l.email_since DESC, l.customer_id DESC LIMIT 1",
+            email_key(email),
+        )
     else:
-        where, value = "l.external_id = $1", external_id or ""
+        which, value = "l.external_id = $1", external_id or ""
     if "\x00" in value:
         return None  # registration refuses U+0000, and PostgreSQL text cannot even carry it
     row = await pool.fetchrow(
-        f"{_CARD} c WHERE c.customer_id = (SELECT l.customer_id FROM identity.customer_lookup l WHERE {where})",
+        f"{_CARD} c WHERE c.customer_id = (SELECT l.customer_id FROM identity.customer_lookup l WHERE {which})",
         value,
     )
     return _card(row)
