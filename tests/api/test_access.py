@@ -326,6 +326,13 @@ class TestCustomer:
                 )
             )
             answers.append(assert_forbidden(await client.put(f"/customers/{target}/close", headers=me)))
+            answers.append(
+                assert_forbidden(
+                    await client.put(
+                        f"/customers/{target}/email", json={"email": "eve@example.com"}, headers=me
+                    )
+                )
+            )
         assert len({(a["detail"], a["type"]) for a in answers}) == 1  # one answer, whatever the id
         for query in (
             f"external_id={other['external_id']}",
@@ -348,6 +355,16 @@ class TestCustomer:
         )
         assert changed.status_code == 200
         assert (await client.put(f"/customers/{customer_id}/close", headers=me)).status_code == 200
+
+    async def test_changes_its_own_email_and_finds_itself_under_it(self, client):
+        customer_id, body = await register(client)
+        me = as_customer(body["external_id"])
+        email = f"eve.{uuid.uuid4().hex[:8]}@example.org"
+        changed = await client.put(f"/customers/{customer_id}/email", json={"email": email}, headers=me)
+        assert changed.status_code == 200, changed.text
+        by_email = await read_until(client, f"/customers?email={email.upper()}", me)
+        assert by_email.json()["customer_id"] == customer_id
+        assert_forbidden(await client.get(f"/customers?email={body['email']}", headers=me))
 
     async def test_may_not_run_the_shops_decisions(self, client):
         customer_id, body = await register(client)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.apps import OMIT, created, events_of, eventually, merged
+from tests.apps import OMIT, created, events_of, eventually, merged, until
 from tests.hostile import NOT_IDS
 from tests.problems import assert_accepted, assert_problem, is_uuid
 from tests.routes import app_routes, send
@@ -389,6 +389,122 @@ BAD_ADDRESSES = [
     ({"zip": "SW1Y"}, "zip"),
     ({"address_id": str(uuid.uuid4())}, "address_id"),
 ]
+
+
+# --- PUT /customers/{id}/email ---------------------------------------------------------------------
+
+
+def new_email(**overrides: Any) -> dict[str, Any]:
+    return merged({"email": f"augusta.{uuid.uuid4().hex[:12]}@example.org"}, overrides)
+
+
+async def lookup(client: AsyncTestClient, email: str) -> httpx.Response:
+    return await client.get(f"/customers?{httpx.QueryParams(email=email)}")
+
+
+class TestChangeEmail:
+    async def test_the_card_and_the_lookup_follow_the_new_address(self, client):
+        old = person()
+        customer_id = await register(client, **old)
+        await eventually(client, f"/customers?{httpx.QueryParams(email=old['email'])}", 1)
+        body = new_email(email=f"Augusta.{uuid.uuid4().hex[:8]}@Example.org")
+        response = await client.put(f"/customers/{customer_id}/email", json=body)
+        assert_accepted(response, 2)
+        assert (await card(client, customer_id, 2))["email"] == body["email"]
+        for spelling in (body["email"], body["email"].upper()):
+            found = await eventually(client, f"/customers?{httpx.QueryParams(email=spelling)}", 2)
+            assert found.json()["customer_id"] == customer_id
+            assert found.json()["email"] == body["email"]
+            assert found.headers["etag"] == '"2"'
+        assert_problem(await lookup(client, old["email"]), 404)
+        assert_problem(await lookup(client, old["email"].upper()), 404)
+
+    async def test_an_address_given_up_is_found_again_under_its_new_holder(self, client):
+        old = person()
+        first = await register(client, **old)
+        assert_accepted(await client.put(f"/customers/{first}/email", json=new_email()), 2)
+        second = await register(client, email=old["email"].upper())
+        path = f"/customers?{httpx.QueryParams(email=old['email'])}"
+        found = await until(client, path, lambda body: body["customer_id"] == second)
+        assert found.json()["email"] == old["email"].upper()
+
+    @pytest.mark.parametrize("spelling", [str.upper, str.lower, str.swapcase, lambda e: e])
+    async def test_another_customers_address_in_any_case_is_409_email_taken(self, client, db, spelling):
+        taken = f"Grace.Hopper.{uuid.uuid4().hex[:8]}@Navy.example"
+        await register(client, email=taken)
+        customer_id = await register(client)
+        response = await client.put(f"/customers/{customer_id}/email", json={"email": spelling(taken)})
+        problem = assert_problem(response, 409)
+        assert problem["type"] == "urn:shopstream:problem:email-taken"
+        assert "email" in problem["detail"]
+        assert await events_of(db, "identity", customer_id) == ["identity.CustomerRegistered"]
+
+    async def test_a_change_of_case_only_is_a_change(self, client):
+        email = f"ada.{uuid.uuid4().hex[:8]}@example.com"
+        customer_id = await register(client, email=email)
+        assert_accepted(await client.put(f"/customers/{customer_id}/email", json={"email": email.title()}), 2)
+        assert (await card(client, customer_id, 2))["email"] == email.title()
+
+    async def test_the_same_address_keeps_the_version(self, client, db):
+        body = person()
+        customer_id = await register(client, **body)
+        response = await client.put(f"/customers/{customer_id}/email", json={"email": body["email"]})
+        assert_accepted(response, 1)
+        assert await events_of(db, "identity", customer_id) == ["identity.CustomerRegistered"]
+
+    @pytest.mark.parametrize("email", [*BAD_EMAILS, None, 7, ["a@b.co"]])
+    async def test_invalid_address_is_422_naming_it(self, client, db, email):
+        customer_id = await register(client)
+        assert_problem(
+            await client.put(f"/customers/{customer_id}/email", json={"email": email}), 422, "email"
+        )
+        assert len(await events_of(db, "identity", customer_id)) == 1
+
+    @pytest.mark.parametrize("body", [{}, {"email": "a@b.co", "first_name": "Ada"}])
+    async def test_a_missing_or_extra_field_is_422(self, client, body):
+        customer_id = await register(client)
+        assert_problem(await client.put(f"/customers/{customer_id}/email", json=body), 422)
+
+    async def test_a_closed_account_refuses_it_with_409(self, client, db):
+        customer_id = await register(client)
+        assert_accepted(await client.put(f"/customers/{customer_id}/close"), 2)
+        problem = assert_problem(await client.put(f"/customers/{customer_id}/email", json=new_email()), 409)
+        assert problem["type"] == "urn:shopstream:problem:customer-closed"
+        assert len(await events_of(db, "identity", customer_id)) == 2
+
+    async def test_a_suspended_customer_may_change_it(self, client):
+        customer_id = await register(client)
+        assert_accepted(await client.put(f"/customers/{customer_id}/suspend", json={"reason": "check"}), 2)
+        assert_accepted(await client.put(f"/customers/{customer_id}/email", json=new_email()), 3)
+
+    async def test_if_match_of_another_version_is_412_and_the_etag_is_the_new_version(self, client):
+        customer_id = await register(client)
+        stale = await client.put(
+            f"/customers/{customer_id}/email", json=new_email(), headers={"If-Match": '"2"'}
+        )
+        assert_problem(stale, 412)
+        current = await client.put(
+            f"/customers/{customer_id}/email", json=new_email(), headers={"If-Match": '"1"'}
+        )
+        assert_accepted(current, 2)
+
+    async def test_unknown_customer_is_404(self, client):
+        assert_problem(await client.put(f"/customers/{uuid.uuid4()}/email", json=new_email()), 404)
+
+    async def test_concurrent_changes_and_a_registration_of_one_address_let_exactly_one_through(
+        self, client, db
+    ):
+        email = f"race.{uuid.uuid4().hex[:8]}@example.com"
+        changing = [await register(client) for _ in range(4)]
+        responses = await asyncio.gather(
+            *(client.put(f"/customers/{c}/email", json={"email": email.upper()}) for c in changing),
+            client.post("/customers", json=person(email=email)),
+        )
+        codes = sorted(r.status_code for r in responses)
+        assert codes in ([200] + [409] * 4, [201] + [409] * 4), [r.text for r in responses]
+        for refused in (r for r in responses if r.status_code == 409):
+            assert refused.json()["type"] == "urn:shopstream:problem:email-taken"
+        assert await db.fetchval("SELECT count(*) FROM identity.customers WHERE email_key = $1", email) == 1
 
 
 class TestAddAddress:

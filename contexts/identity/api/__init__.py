@@ -13,6 +13,7 @@ from contexts.edge import wire
 from contexts.edge.bodies import Body
 from contexts.identity.account import SuspendAccount
 from contexts.identity.addresses import AddAddress, UpdateAddress
+from contexts.identity.email_change import ChangeEmail
 from contexts.identity.profile import UpdateProfile
 from contexts.identity.registration import RegisterCustomer
 from contexts.identity.tier import UpgradeTier
@@ -32,6 +33,7 @@ BirthDate = Annotated[
 Latitude = Annotated[float, wire.coordinate(90), Meta(examples=[51.5074])]
 Longitude = Annotated[float, wire.coordinate(180), Meta(examples=[-0.1345])]
 Label = Annotated[str, wire.one_of(AddressLabel), Meta(examples=["Home"])]
+Email = Annotated[str, wire.pattern(wire.EMAIL_PATTERN, max_length=254)]
 _GEO_BOTH = {
     "required": ["geo_lat", "geo_lng"],
     "properties": {"geo_lat": {"type": "number"}, "geo_lng": {"type": "number"}},
@@ -49,9 +51,7 @@ class Registration(Body, command=RegisterCustomer):
         wire.pattern(rf"^[^\x00]*[^{wire.WS}\x00][^\x00]*$", max_length=255),
         Meta(examples=["crm-10042"]),
     ]
-    email: Annotated[
-        str, wire.pattern(wire.EMAIL_PATTERN, max_length=254), Meta(examples=["ada@example.com"])
-    ]
+    email: Annotated[Email, Meta(examples=["ada@example.com"])]
     first_name: Name
     last_name: Annotated[str, wire.text(100), Meta(examples=["Lovelace"])]
     phone: Phone | None = None
@@ -63,6 +63,16 @@ class ProfileChange(Body, command=UpdateProfile):
     last_name: Name | UnsetType = UNSET
     phone: Phone | UnsetType | None = UNSET
     date_of_birth: BirthDate | UnsetType | None = UNSET
+
+
+class EmailChange(Body, command=ChangeEmail):
+    email: Annotated[
+        Email,
+        Meta(
+            examples=["ada.lovelace@example.org"],
+            description="unique regardless of case (409); stored as given, so a change of case is a change",
+        ),
+    ]
 
 
 class NewAddress(Body, command=AddAddress):

@@ -1,4 +1,5 @@
-"""Customer routes: registration, profile, account lifecycle, tiers, and the customer card and segments."""
+"""Customer routes: registration, profile, e-mail, account lifecycle, tiers, and the customer card and
+segments."""
 
 from __future__ import annotations
 
@@ -16,8 +17,16 @@ from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool,
 from contexts.edge.responses import Accepted, created, found
 from contexts.identity import queries
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
-from contexts.identity.api import CustomerCreated, ProfileChange, Registration, Suspension, TierChange
+from contexts.identity.api import (
+    CustomerCreated,
+    EmailChange,
+    ProfileChange,
+    Registration,
+    Suspension,
+    TierChange,
+)
 from contexts.identity.api.parameters import ADMINS, CUSTOMERS, CustomerId, customer_target, readable_id
+from contexts.identity.email_change import ChangeEmail
 from contexts.identity.errors import NotYourAccount
 from contexts.identity.profile import UpdateProfile
 from contexts.identity.registration import RegisterCustomer
@@ -69,6 +78,29 @@ class CustomerController(Controller):
         """Omitted fields stay as they are; `null` clears `phone` or `date_of_birth`."""
         return await change(
             commands, UpdateProfile, customer_target(request, customer_id), expected_version, data
+        )
+
+    @put(
+        "/{customer_id:str}/email",
+        operation_id="changeEmail",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="Change the e-mail address",
+    )
+    async def change_email(
+        self,
+        commands: CommandRunner,
+        request: Request[Any, Any, Any],
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[EmailChange],
+    ) -> Response[Accepted]:
+        """Unique regardless of case: another customer's address in any case is 409 `email-taken`. Stored
+        as given: a change of case only is a change; the very same address changes nothing (the version
+        stays). The lookup by e-mail follows: the old address finds nobody, the new one the customer."""
+        return await change(
+            commands, ChangeEmail, customer_target(request, customer_id), expected_version, data
         )
 
     @put(
