@@ -15,6 +15,7 @@ from bus.rebuild import Rebuild
 from bus.versions import status
 from contexts import catalogue, identity
 from contexts.identity.account import CloseAccount, SuspendAccount
+from contexts.identity.email_change import ChangeEmail
 from contexts.identity.tier import UpgradeTier
 from shopstream.bootstrap import Messaging, Resources
 from tests.identity.test_handlers import new_address, registration
@@ -63,12 +64,15 @@ class TestCustomerTiers:
         await messaging.bus.execute(UpgradeTier(customer_id=closed.customer_id, new_tier="Platinum"))
         await messaging.bus.execute(CloseAccount(customer_id=closed.customer_id))
         await messaging.bus.execute(SuspendAccount(customer_id=suspended.customer_id, reason="chargeback"))
+        await messaging.bus.execute(
+            ChangeEmail(customer_id=standard.customer_id, email=f"new.{standard.email}")
+        )
         ids = [c.customer_id for c in (standard, gold, closed, suspended)]
 
         async with running(messaging.supervisor()):
             await wait_until(partial(_applied, pool, ids))
         expected = {
-            standard.customer_id: (standard.external_id, "Standard", "Active", 1),
+            standard.customer_id: (standard.external_id, "Standard", "Active", 1),  # nor the e-mail change
             gold.customer_id: (gold.external_id, "Gold", "Active", 4),  # the address left no trace
             closed.customer_id: (closed.external_id, "Platinum", "Closed", 3),
             suspended.customer_id: (suspended.external_id, "Standard", "Active", 1),  # keeps its tier

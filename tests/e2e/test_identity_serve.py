@@ -209,3 +209,56 @@ class TestServeIdentity:
                 pytest.fail(f"serve still running {CLEAN_EXIT_SECONDS}s after SIGINT:\n{served.output()}")
             assert code == 0, served.output()
             assert f"127.0.0.1:{port}" in served.output()
+
+    async def test_an_email_change_moves_the_lookup_and_frees_the_old_address(
+        self, create_database, redis_url, redis_prefix, tmp_path
+    ):
+        env = serve_env(
+            create_database("e2e_identity_email"),
+            redis_url,
+            f"{redis_prefix}-e2e-{uuid.uuid4().hex[:6]}",
+            tmp_path,
+            free_port(),
+        )
+        async with (
+            serving(env, tmp_path / "serve.log") as served,
+            httpx.AsyncClient(base_url=served.base_url, timeout=15) as http,
+        ):
+            await wait_ready(served, http)
+            unique = uuid.uuid4().hex[:8]
+            old, new = f"Ada.{unique}@Example.com", f"augusta.{unique}@example.org"
+            person = {
+                "external_id": f"crm-{unique}",
+                "email": old,
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+            }
+            registered = await http.post("/customers", json=person)
+            assert registered.status_code == 201, registered.text
+            customer_id = registered.json()["customer_id"]
+
+            changed = await http.put(
+                f"/customers/{customer_id}/email", json={"email": new}, headers={"If-Match": '"1"'}
+            )
+            assert changed.json() == {"status": "ok", "version": 2}
+            assert changed.headers["etag"] == '"2"'
+            card = await eventually(
+                lambda: http.get("/customers", params={"email": new.upper()}), lambda b: True
+            )
+            assert (card["customer_id"], card["email"], card["version"]) == (customer_id, new, 2)
+            assert (await http.get("/customers", params={"email": old})).status_code == 404
+
+            taken = await http.post(
+                "/customers", json=person | {"external_id": f"crm-{unique}-2", "email": new}
+            )
+            assert taken.status_code == 409
+            assert taken.json()["type"] == "urn:shopstream:problem:email-taken"
+            freed = await http.post(
+                "/customers", json=person | {"external_id": f"crm-{unique}-3", "email": old}
+            )
+            assert freed.status_code == 201, freed.text
+            holder = await eventually(
+                lambda: http.get("/customers", params={"email": old.lower()}),
+                lambda b: b["customer_id"] == freed.json()["customer_id"],
+            )
+            assert holder["email"] == old
