@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -24,6 +25,14 @@ PRECONDITIONS: dict[str, tuple[str, ...]] = {
     "reactivateAccount": ("suspendAccount",),
     "discontinueProduct": ("activateProduct",),
     "archiveProduct": ("activateProduct", "discontinueProduct"),
+    "activateVariant": ("deactivateVariant",),
+}
+# Body fields that name aggregates or sub-entities, by operation id: their value, from the ids made for the
+# route (a field whose kind is made by a creating route gets one made first). Without those ids the
+# field keeps its example, which names nothing.
+REFERENCES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
+    "changeProductCategory": {"category_id": lambda ids: ids["category_id"]},
+    "reorderProductImages": {"image_ids": lambda ids: ids["image_ids"][::-1]},
 }
 # Fields whose example is the value a new aggregate already has, so the example would change nothing.
 CHANGES: dict[str, dict[str, Any]] = {
@@ -148,9 +157,19 @@ def fresh(value: Any, schema: dict[str, Any], token: str) -> Any:
     return value
 
 
-def body_of(route: Route, token: str | None = None) -> dict[str, Any] | None:
+def _referred(route: Route, name: str, ids: dict[str, Any] | None) -> Any:
+    try:
+        return REFERENCES[route.operation_id][name](ids or {})
+    except KeyError:
+        return None
+
+
+def body_of(
+    route: Route, token: str | None = None, ids: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """A valid body for the route: every field its document gives an example for, texts made unique;
-    no reference to another aggregate."""
+    no reference to another aggregate but those of `REFERENCES`, taken from `ids` (the ids made for
+    the route)."""
     if route.body is None:
         return None
     token = token or uuid.uuid4().hex[:10]
@@ -158,17 +177,20 @@ def body_of(route: Route, token: str | None = None) -> dict[str, Any] | None:
     body: dict[str, Any] = {}
     for name, schema in properties.items():
         value = CHANGES.get(route.operation_id, {}).get(name, example_of(schema))
-        if value is not None and not refers(value):
+        if name in REFERENCES.get(route.operation_id, {}):
+            body[name] = _referred(route, name, ids) or value
+        elif value is not None and not refers(value):
             body[name] = fresh(value, schema, token)
     missing = set(route.body.get("required", ())) - body.keys()
     assert not missing, f"{route}: the OpenAPI document gives no example for {sorted(missing)}"
     return body
 
 
-def another_body(route: Route, body: dict[str, Any]) -> dict[str, Any]:
-    """Another body for the route: other unique texts, else another enum member or a number one higher."""
+def another_body(route: Route, body: dict[str, Any], ids: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Another body for the route: other unique texts, else another enum member, a number one higher,
+    a list reversed, or null where the field takes it."""
     assert route.body is not None
-    other = body_of(route) or {}
+    other = body_of(route, ids=ids) or {}
     for name, schema in route.body["properties"].items():
         if other != body or name not in other:
             continue
@@ -177,6 +199,10 @@ def another_body(route: Route, body: dict[str, Any]) -> dict[str, Any]:
             other[name] = choices[0]
         elif isinstance(other[name], int) and not isinstance(other[name], bool):
             other[name] += 1
+        elif isinstance(other[name], list) and len(other[name]) > 1:
+            other[name] = other[name][::-1]
+        elif "null" in types_of(schema):
+            other[name] = None
     assert other != body, f"{route}: no field of its body can take another value"
     return other
 
@@ -188,7 +214,7 @@ def another_body(route: Route, body: dict[str, Any]) -> dict[str, Any]:
 class Target:
     """Ids for a route's path, and the version of the aggregate it acts on (0 before it exists)."""
 
-    ids: dict[str, str]
+    ids: dict[str, Any]  # an id per kind for the path; under the kind's plural, every one made
     version: int = 0
     location: str | None = None
 
@@ -196,7 +222,7 @@ class Target:
 async def send(
     client: AsyncTestClient,
     route: Route,
-    ids: dict[str, str],
+    ids: dict[str, Any],
     body: Any = ...,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
@@ -204,7 +230,7 @@ async def send(
     return await client.request(
         route.method,
         route.path.format(**ids),
-        json=body_of(route) if body is ... else body,
+        json=body_of(route, ids=ids) if body is ... else body,
         headers=headers,
     )
 
@@ -232,6 +258,7 @@ class Routes:
             assert answer.status_code == 201, f"{creator}: {answer.text}"
             assert creator.creates is not None
             target.ids[creator.creates] = answer.json()[creator.creates]
+            target.ids.setdefault(f"{creator.creates}s", []).append(answer.json()[creator.creates])
             target.version = answer.json()["version"]
             if not creator.params:
                 target.location = answer.headers["location"]
@@ -241,6 +268,9 @@ class Routes:
     async def target(self, client: AsyncTestClient, route: Route) -> Target:
         """New aggregates for the route's path, with every sub-entity, in the state the route needs."""
         target = Target(ids={})
+        for field in REFERENCES.get(route.operation_id, {}):
+            if field in self.creators and field not in route.params:
+                await self._create(client, self.creators[field], target)
         for param in route.params:
             if param not in target.ids:
                 assert param in self.creators, f"{route}: no write route creates {param}"
@@ -251,7 +281,7 @@ class Routes:
             target.version = answer.json()["version"]
         return target
 
-    async def everything(self, client: AsyncTestClient) -> dict[str, str]:
+    async def everything(self, client: AsyncTestClient) -> dict[str, Any]:
         """One aggregate of each kind with its sub-entities: ids for every route's path."""
         target = Target(ids={})
         for creator in self.creators.values():

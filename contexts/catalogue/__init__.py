@@ -3,7 +3,17 @@
 from importlib.resources import files
 
 from bus.module import ContextModule
-from contexts.catalogue import categories, details, gallery, lifecycle, listing, pricing
+from contexts.catalogue import (
+    categories,
+    details,
+    filing,
+    gallery,
+    lifecycle,
+    listing,
+    pricing,
+    variant_edits,
+    visibility,
+)
 from contexts.catalogue.api.categories import CategoryController
 from contexts.catalogue.api.images import ImageController
 from contexts.catalogue.api.products import ProductController, SellerController
@@ -21,6 +31,13 @@ module = ContextModule(
         pricing.SetTierPrice: pricing.set_tier_price,
         gallery.AddProductImage: gallery.add_product_image,
         gallery.RemoveProductImage: gallery.remove_product_image,
+        gallery.SetPrimaryImage: gallery.set_primary_image,
+        gallery.ReorderProductImages: gallery.reorder_product_images,
+        filing.ChangeProductCategory: filing.change_product_category,
+        visibility.ChangeProductVisibility: visibility.change_product_visibility,
+        variant_edits.UpdateVariant: variant_edits.update_variant,
+        variant_edits.DeactivateVariant: variant_edits.deactivate_variant,
+        variant_edits.ActivateVariant: variant_edits.activate_variant,
         lifecycle.ActivateProduct: lifecycle.activate_product,
         lifecycle.DiscontinueProduct: lifecycle.discontinue_product,
         lifecycle.ArchiveProduct: lifecycle.archive_product,

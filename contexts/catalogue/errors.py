@@ -25,7 +25,30 @@ class VariantRequired(Conflict):
     kind = "variant-required"
 
     def __init__(self) -> None:
-        super().__init__("a product needs at least one variant before it can be activated")
+        super().__init__("a product needs at least one active variant before it can be activated")
+
+
+class ActiveVariantRequired(Conflict):
+    kind = "active-variant-required"
+
+    def __init__(self, variant_id: str) -> None:
+        super().__init__(
+            f"variant {variant_id} is the last active one of an Active product; it cannot be deactivated"
+        )
+
+
+class VariantAlreadyInactive(Conflict):
+    kind = "variant-already-inactive"
+
+    def __init__(self, variant_id: str) -> None:
+        super().__init__(f"variant {variant_id} is already inactive")
+
+
+class VariantAlreadyActive(Conflict):
+    kind = "variant-already-active"
+
+    def __init__(self, variant_id: str) -> None:
+        super().__init__(f"variant {variant_id} is already active")
 
 
 class ImageLimitReached(Conflict):

@@ -137,6 +137,72 @@ class ProductArchived(Event, frozen=True, kw_only=True, tag="catalogue.ProductAr
 
 
 @message
+class ProductCategoryChanged(Event, frozen=True, kw_only=True, tag="catalogue.ProductCategoryChanged"):
+    """The product was filed in another category (`category_id`), or in none (null)."""
+
+    product_id: str
+    category_id: str | None
+    previous_category_id: str | None
+
+
+@message
+class ProductVisibilityChanged(Event, frozen=True, kw_only=True, tag="catalogue.ProductVisibilityChanged"):
+    """Who may see and find the product changed; it carries the visibility and its least tier after the change."""
+
+    product_id: str
+    visibility: str
+    restricted_to_tier: str
+
+
+@message
+class VariantUpdated(Event, frozen=True, kw_only=True, tag="catalogue.VariantUpdated"):
+    """A variant's attributes or measures changed; it carries all of them after the change."""
+
+    product_id: str
+    variant_id: str
+    attributes: dict[str, Any]
+    weight_value: Decimal | None
+    weight_unit: str
+    length: Decimal | None
+    width: Decimal | None
+    height: Decimal | None
+    dimension_unit: str
+
+
+@message
+class VariantDeactivated(Event, frozen=True, kw_only=True, tag="catalogue.VariantDeactivated"):
+    """The variant is no longer sold; it leaves the product's prices and searches."""
+
+    product_id: str
+    variant_id: str
+
+
+@message
+class VariantActivated(Event, frozen=True, kw_only=True, tag="catalogue.VariantActivated"):
+    """A deactivated variant is sold again."""
+
+    product_id: str
+    variant_id: str
+
+
+@message
+class PrimaryImageChanged(Event, frozen=True, kw_only=True, tag="catalogue.PrimaryImageChanged"):
+    """Another image became the product's primary image, taking the flag from `previous_primary_id`."""
+
+    product_id: str
+    image_id: str
+    previous_primary_id: str | None
+
+
+@message
+class ProductImagesReordered(Event, frozen=True, kw_only=True, tag="catalogue.ProductImagesReordered"):
+    """The gallery was put in a new order: each image's `display_order` is its place in `image_ids`."""
+
+    product_id: str
+    image_ids: list[str]
+
+
+@message
 class CategoryCreated(Event, frozen=True, kw_only=True, tag="catalogue.CategoryCreated"):
     """A category was created, active, as a root (level 0) or under an active parent."""
 

@@ -1,4 +1,5 @@
-"""A product's images: adding one (optionally as the primary) and removing one."""
+"""A product's images: adding one (optionally as the primary), removing one, choosing the primary and
+putting the gallery in order."""
 
 from __future__ import annotations
 
@@ -25,6 +26,20 @@ class RemoveProductImage(ProductCommand, frozen=True, kw_only=True, tag="catalog
     image_id: str
 
 
+@message
+class SetPrimaryImage(ProductCommand, frozen=True, kw_only=True, tag="catalogue.SetPrimaryImage"):
+    """Make an image the primary one; the image that had the flag loses it."""
+
+    image_id: str
+
+
+@message
+class ReorderProductImages(ProductCommand, frozen=True, kw_only=True, tag="catalogue.ReorderProductImages"):
+    """Put the gallery in a new order, naming every image exactly once."""
+
+    image_ids: list[str]
+
+
 async def add_product_image(command: AddProductImage, uow: UnitOfWork) -> Outcome:
     return await change_product(
         uow,
@@ -46,3 +61,11 @@ async def remove_product_image(command: RemoveProductImage, uow: UnitOfWork) -> 
         command,
         lambda p: p.remove_image(command.image_id, now=now()),
     )
+
+
+async def set_primary_image(command: SetPrimaryImage, uow: UnitOfWork) -> Outcome:
+    return await change_product(uow, command, lambda p: p.make_primary(command.image_id, now=now()))
+
+
+async def reorder_product_images(command: ReorderProductImages, uow: UnitOfWork) -> Outcome:
+    return await change_product(uow, command, lambda p: p.reorder_images(command.image_ids, now=now()))

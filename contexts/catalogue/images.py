@@ -79,3 +79,21 @@ def remove(gallery: Gallery, image_id: str) -> tuple[Gallery, str | None]:
         return remaining, None
     first = min(remaining, key=lambda i: i.display_order)
     return tuple(replace(i, is_primary=True) if i is first else i for i in remaining), first.image_id
+
+
+def make_primary(gallery: Gallery, image_id: str) -> tuple[Gallery, str | None]:
+    """The gallery with the flag moved to the image, and the id of the image that lost it."""
+    find(gallery, image_id)
+    displaced = primary_of(gallery)
+    flagged = tuple(replace(i, is_primary=i.image_id == image_id) for i in gallery)
+    return flagged, displaced.image_id if displaced else None
+
+
+def reorder(gallery: Gallery, image_ids: list[str]) -> Gallery:
+    """The gallery in the order of `image_ids`, which names every image exactly once (else 422); each
+    image's `display_order` becomes its place in the list."""
+    given = image_ids if isinstance(image_ids, list) and all(isinstance(i, str) for i in image_ids) else None
+    if given is None or sorted(given) != sorted(i.image_id for i in gallery):
+        raise Invalid("image_ids", "must name every image of the product exactly once")
+    by_id = {i.image_id: i for i in gallery}
+    return tuple(replace(by_id[image_id], display_order=n) for n, image_id in enumerate(given))

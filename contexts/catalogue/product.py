@@ -23,16 +23,23 @@ from bus.messages import Event
 from contexts.catalogue import errors, images, values, variants
 from contexts.catalogue.category import Category
 from contexts.catalogue.events import (
+    PrimaryImageChanged,
     ProductActivated,
     ProductArchived,
+    ProductCategoryChanged,
     ProductCreated,
     ProductDetailsUpdated,
     ProductDiscontinued,
     ProductImageAdded,
     ProductImageRemoved,
+    ProductImagesReordered,
+    ProductVisibilityChanged,
     TierPriceSet,
+    VariantActivated,
     VariantAdded,
+    VariantDeactivated,
     VariantPriceChanged,
+    VariantUpdated,
 )
 from contexts.catalogue.images import Image
 from contexts.catalogue.values import Currency, ProductStatus, Visibility
@@ -42,6 +49,9 @@ from contexts.contracts import Tier
 __all__ = ["Image", "Product", "ProductState", "Variant"]
 
 DETAILS = tuple(name for name in ProductDetailsUpdated.__struct_fields__ if name != "product_id")
+MEASURES = tuple(
+    name for name in VariantUpdated.__struct_fields__ if name not in ("product_id", "variant_id")
+)
 _NEXT = {
     "activate": (ProductStatus.DRAFT, ProductStatus.ACTIVE),
     "discontinue": (ProductStatus.ACTIVE, ProductStatus.DISCONTINUED),
@@ -280,11 +290,95 @@ class Product(Aggregate):
         removed = ProductImageRemoved(product_id=self.id, image_id=image_id, new_primary_id=new_primary_id)
         self._change(replace(self.state, images=gallery), now, removed)
 
+    def update_variant(self, variant_id: str, *, now: datetime, **given: Any) -> None:
+        """Any of the variant's attributes and measures (`MEASURES`), checked as on adding; omitted ones
+        (UNSET) stay, `None` clears a measure (and empties attributes)."""
+        self._ensure_open()
+        old = self.variant(variant_id)
+        check = Validation()
+        changed = variants.checked_measures(check, **{k: v for k, v in given.items() if v is not UNSET})
+        check.done()
+        new = replace(old, **changed)
+        if new == old:
+            return
+        listed = variants.update(self.state.variants, variant_id, changed)
+        updated = VariantUpdated(
+            product_id=self.id, variant_id=variant_id, **{name: getattr(new, name) for name in MEASURES}
+        )
+        self._change(replace(self.state, variants=listed), now, updated)
+
+    def deactivate_variant(self, variant_id: str, *, now: datetime) -> None:
+        """The variant is no longer sold; an Active product keeps at least one active variant."""
+        self._ensure_open()
+        listed = variants.set_active(
+            self.state.variants, variant_id, False, product_active=self.status == ProductStatus.ACTIVE
+        )
+        event = VariantDeactivated(product_id=self.id, variant_id=variant_id)
+        self._change(replace(self.state, variants=listed), now, event)
+
+    def activate_variant(self, variant_id: str, *, now: datetime) -> None:
+        """An inactive variant is sold again."""
+        self._ensure_open()
+        listed = variants.set_active(self.state.variants, variant_id, True, product_active=False)
+        event = VariantActivated(product_id=self.id, variant_id=variant_id)
+        self._change(replace(self.state, variants=listed), now, event)
+
+    def file_under(self, category: Category | None, *, now: datetime) -> None:
+        """File the product in `category` (the one the handler loaded), which must be active, or in none.
+        Naming the category it is already in changes nothing, even an inactive one."""
+        self._ensure_open()
+        category_id = category.id if category else None
+        if category_id == self.state.category_id:
+            return
+        if category and not category.is_active:
+            raise errors.CategoryInactive(category.id)
+        moved = ProductCategoryChanged(
+            product_id=self.id, category_id=category_id, previous_category_id=self.state.category_id
+        )
+        self._change(replace(self.state, category_id=category_id), now, moved)
+
+    def change_visibility(
+        self, *, visibility: str, restricted_to_tier: str = Tier.SILVER, now: datetime
+    ) -> None:
+        """Who may see the product: Public, Unlisted, or Tier_Restricted to customers of at least a tier."""
+        self._ensure_open()
+        check = Validation()
+        new = replace(
+            self.state,
+            visibility=check.check(values.choice, Visibility, "visibility", visibility),
+            restricted_to_tier=check.check(values.restricted_to_tier, restricted_to_tier),
+        )
+        check.done()
+        if new == self.state:
+            return
+        changed = ProductVisibilityChanged(
+            product_id=self.id, visibility=new.visibility, restricted_to_tier=new.restricted_to_tier
+        )
+        self._change(new, now, changed)
+
+    def make_primary(self, image_id: str, *, now: datetime) -> None:
+        """The image becomes the primary one; the flag leaves the image that had it."""
+        self._ensure_open()
+        if self.image(image_id).is_primary:
+            return
+        gallery, displaced = images.make_primary(self.state.images, image_id)
+        event = PrimaryImageChanged(product_id=self.id, image_id=image_id, previous_primary_id=displaced)
+        self._change(replace(self.state, images=gallery), now, event)
+
+    def reorder_images(self, image_ids: list[str], *, now: datetime) -> None:
+        """Put the gallery in the order of `image_ids`, every image exactly once; the primary stays."""
+        self._ensure_open()
+        gallery = images.reorder(self.state.images, image_ids)
+        if [i.image_id for i in gallery] == [i.image_id for i in self.state.images]:
+            return
+        event = ProductImagesReordered(product_id=self.id, image_ids=[i.image_id for i in gallery])
+        self._change(replace(self.state, images=gallery), now, event)
+
     def activate(self, *, now: datetime) -> None:
-        """Draft → Active, once the product has at least one variant to sell."""
+        """Draft → Active, once the product has at least one active variant to sell."""
         self._ensure_open()
         self._ensure_may("activate")
-        if not self.state.variants:
+        if not any(v.is_active for v in self.state.variants):
             raise errors.VariantRequired()
         self._move("activate", now, ProductActivated(product_id=self.id))
 
@@ -299,6 +393,10 @@ class Product(Aggregate):
         self._ensure_open()
         self._ensure_may("archive")
         self._move("archive", now, ProductArchived(product_id=self.id))
+
+    def ensure_open(self) -> None:
+        """Refuse (409) if the product is archived: checked before anything else a command reads."""
+        self._ensure_open()
 
     def _ensure_open(self) -> None:
         if self.state.status == ProductStatus.ARCHIVED:

@@ -12,7 +12,8 @@ walk up the parents) and product counts (`count(*)` of the filed products) are c
 come out right whatever order the events came in — a child category before its parent, a product before
 its category — a renamed ancestor shows in every descendant's breadcrumb at once, at any depth, and no
 hot counter row serialises the writers. A product is counted in the category it is filed in directly, from
-its creation until it is archived.
+its creation (or its move there) until it is archived (or moved away); the tree keeps a row for every
+product not archived, filed or not, so a move into a category needs nothing from another read model.
 
 Every read model a caller reads products through keeps, per product, the columns the visibility rule
 reads (`viewer`): status, visibility, restricted_to_tier and seller_id. The cards keep their own copy of
@@ -34,6 +35,8 @@ from contexts.catalogue.values import Currency
 PRODUCT_EVENTS: tuple[type, ...] = (
     e.ProductCreated, e.ProductDetailsUpdated, e.VariantAdded, e.VariantPriceChanged, e.TierPriceSet,
     e.ProductImageAdded, e.ProductImageRemoved, e.ProductActivated, e.ProductDiscontinued, e.ProductArchived,
+    e.ProductCategoryChanged, e.ProductVisibilityChanged, e.VariantUpdated, e.VariantDeactivated,
+    e.VariantActivated, e.PrimaryImageChanged, e.ProductImagesReordered,
 )  # fmt: skip
 CATEGORY_EVENTS: tuple[type, ...] = (
     e.CategoryCreated, e.CategoryDetailsUpdated, e.CategoryReordered, e.CategoryDeactivated,
@@ -137,6 +140,44 @@ class ProductDetails(ReadModel):
                     "UPDATE catalogue.product_details SET status = $2 WHERE product_id = $1",
                     event.product_id, _STATUS_AFTER[type(event)],
                 )  # fmt: skip
+            case e.ProductCategoryChanged():
+                await conn.execute(
+                    "UPDATE catalogue.product_details SET category_id = $2 WHERE product_id = $1",
+                    event.product_id, event.category_id,
+                )  # fmt: skip
+            case e.ProductVisibilityChanged():
+                await conn.execute(
+                    "UPDATE catalogue.product_details SET visibility = $2, restricted_to_tier = $3"
+                    " WHERE product_id = $1",
+                    event.product_id, event.visibility, event.restricted_to_tier,
+                )  # fmt: skip
+            case e.VariantUpdated():
+                await conn.execute(
+                    "UPDATE catalogue.product_detail_variants SET attributes = $3, weight_value = $4,"
+                    " weight_unit = $5, length = $6, width = $7, height = $8, dimension_unit = $9"
+                    " WHERE product_id = $1 AND variant_id = $2",
+                    event.product_id, event.variant_id, _json(event.attributes), event.weight_value,
+                    event.weight_unit, event.length, event.width, event.height, event.dimension_unit,
+                )  # fmt: skip
+            case e.VariantDeactivated() | e.VariantActivated():
+                await conn.execute(
+                    "UPDATE catalogue.product_detail_variants SET is_active = $3"
+                    " WHERE product_id = $1 AND variant_id = $2",
+                    event.product_id, event.variant_id, isinstance(event, e.VariantActivated),
+                )  # fmt: skip
+            case e.PrimaryImageChanged():
+                await conn.execute(
+                    "UPDATE catalogue.product_detail_images SET is_primary = (image_id = $2)"
+                    " WHERE product_id = $1 AND (image_id = $2 OR image_id = $3)",
+                    event.product_id, event.image_id, event.previous_primary_id,
+                )  # fmt: skip
+            case e.ProductImagesReordered():
+                await conn.execute(
+                    "UPDATE catalogue.product_detail_images i SET display_order = o.position - 1"
+                    " FROM unnest($2::text[]) WITH ORDINALITY AS o(image_id, position)"
+                    " WHERE i.product_id = $1 AND i.image_id = o.image_id",
+                    event.product_id, event.image_ids,
+                )  # fmt: skip
 
 
 class ProductCards(ReadModel):
@@ -228,6 +269,29 @@ class ProductCards(ReadModel):
                     "UPDATE catalogue.product_cards SET status = $2 WHERE product_id = $1",
                     event.product_id, _STATUS_AFTER[type(event)],
                 )  # fmt: skip
+            case e.ProductCategoryChanged():
+                await conn.execute(
+                    "UPDATE catalogue.product_cards SET category_id = $2 WHERE product_id = $1",
+                    event.product_id, event.category_id,
+                )  # fmt: skip
+            case e.ProductVisibilityChanged():
+                await conn.execute(
+                    "UPDATE catalogue.product_cards SET visibility = $2, restricted_to_tier = $3"
+                    " WHERE product_id = $1",
+                    event.product_id, event.visibility, event.restricted_to_tier,
+                )  # fmt: skip
+            case e.VariantDeactivated() | e.VariantActivated():
+                await conn.execute(
+                    "UPDATE catalogue.product_card_variants SET is_active = $3"
+                    " WHERE product_id = $1 AND variant_id = $2",
+                    event.product_id, event.variant_id, isinstance(event, e.VariantActivated),
+                )  # fmt: skip
+            case e.PrimaryImageChanged():
+                await conn.execute(
+                    "UPDATE catalogue.product_card_images SET is_primary = (image_id = $2)"
+                    " WHERE product_id = $1 AND (image_id = $2 OR image_id = $3)",
+                    event.product_id, event.image_id, event.previous_primary_id,
+                )  # fmt: skip
 
 
 class PriceHistories(ReadModel):
@@ -251,6 +315,12 @@ class PriceHistories(ReadModel):
                     "UPDATE catalogue.price_histories SET status = $2 WHERE product_id = $1",
                     event.product_id, _STATUS_AFTER[type(event)],
                 )  # fmt: skip
+            case e.ProductVisibilityChanged():
+                await conn.execute(
+                    "UPDATE catalogue.price_histories SET visibility = $2, restricted_to_tier = $3"
+                    " WHERE product_id = $1",
+                    event.product_id, event.visibility, event.restricted_to_tier,
+                )  # fmt: skip
             case e.VariantPriceChanged():
                 await conn.execute(
                     "INSERT INTO catalogue.price_changes"
@@ -266,7 +336,7 @@ class CategoryTree(ReadModel):
     tables = ("catalogue.category_nodes", "catalogue.category_products")
     key = "category_id"
     stamps = CATEGORY_EVENTS
-    version = 2  # what the visibility rule reads of each filed product
+    version = 3  # v2: what the visibility rule reads of each filed product; v3: unfiled products too
 
     async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
@@ -295,7 +365,7 @@ class CategoryTree(ReadModel):
                     "UPDATE catalogue.category_nodes SET is_active = false WHERE category_id = $1",
                     event.category_id,
                 )  # fmt: skip
-            case e.ProductCreated(category_id=str()):
+            case e.ProductCreated():
                 await conn.execute(
                     "INSERT INTO catalogue.category_products (product_id, category_id, seller_id, status,"
                     " visibility, restricted_to_tier) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -311,6 +381,17 @@ class CategoryTree(ReadModel):
                 await conn.execute(
                     "DELETE FROM catalogue.category_products WHERE product_id = $1", event.product_id
                 )
+            case e.ProductCategoryChanged():
+                await conn.execute(
+                    "UPDATE catalogue.category_products SET category_id = $2 WHERE product_id = $1",
+                    event.product_id, event.category_id,
+                )  # fmt: skip
+            case e.ProductVisibilityChanged():
+                await conn.execute(
+                    "UPDATE catalogue.category_products SET visibility = $2, restricted_to_tier = $3"
+                    " WHERE product_id = $1",
+                    event.product_id, event.visibility, event.restricted_to_tier,
+                )  # fmt: skip
 
 
 def _json(value: Any) -> str:

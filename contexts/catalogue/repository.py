@@ -103,6 +103,11 @@ def _sellers_own(seller_id: str, product_id: str) -> Callable[[Product | None], 
     return check
 
 
+def _owner_check(command: ProductCommand) -> Callable[[Product | None], None] | None:
+    seller = command.acting_seller_id
+    return None if seller is None else _sellers_own(seller, command.product_id)
+
+
 async def change_product(
     uow: UnitOfWork,
     command: ProductCommand,
@@ -112,11 +117,15 @@ async def change_product(
     """The shape of every command on an existing product: load, act, commit. The product must exist
     (404), be the acting seller's own if a seller acts (403; seller ids never change, and this is the
     row the command saves), and be at `If-Match` (412)."""
-    seller = command.acting_seller_id
-    owner_check = None if seller is None else _sellers_own(seller, command.product_id)
     return await change(
-        Products(uow), command.product_id, command.expected_version, action, owner_check, created_id
+        Products(uow), command.product_id, command.expected_version, action, _owner_check(command), created_id
     )
+
+
+async def load_product(uow: UnitOfWork, command: ProductCommand) -> Product:
+    """The product a command addresses, with the checks of `change_product`, for a handler that reads
+    more before it acts; call it inside `async with uow`."""
+    return await Products(uow).get(command.product_id, command.expected_version, _owner_check(command))
 
 
 async def change_category(

@@ -2,12 +2,14 @@
 
 The list is an immutable tuple in the order variants were added; every operation returns a new one.
 All variants of a product are priced in one currency, so a product card shows one price range, and
-every tier price stays strictly below its variant's base price.
+every tier price stays strictly below its variant's base price. An inactive variant stays in the list
+(with its prices) but is not sold: it leaves the card's prices, searches and the customer's price.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -114,6 +116,37 @@ def set_tier_price(variants: Variants, variant_id: str, tier: Tier, price: Decim
     if price >= old.base_price:
         raise errors.TierPriceNotBelowBase(tier, price, old.base_price)
     return _replaced(variants, replace(old, tier_prices={**old.tier_prices, tier: price}))
+
+
+# The fields a variant's update may change, each with its check as on adding (`None` clears a measure).
+MEASURES: dict[str, Any] = {
+    "attributes": partial(values.attributes, "attributes"),
+    "weight_value": partial(values.measure, "weight_value"),
+    "weight_unit": partial(values.choice, WeightUnit, "weight_unit"),
+    "length": partial(values.measure, "length"),
+    "width": partial(values.measure, "width"),
+    "height": partial(values.measure, "height"),
+    "dimension_unit": partial(values.choice, DimensionUnit, "dimension_unit"),
+}
+
+
+def checked_measures(check: Validation, **given: Any) -> dict[str, Any]:
+    """The checked value of each variant field given; every failure is collected in `check`."""
+    return {name: check.check(MEASURES[name], value) for name, value in given.items()}
+
+
+def update(variants: Variants, variant_id: str, changes: dict[str, Any]) -> Variants:
+    return _replaced(variants, replace(find(variants, variant_id), **changes))
+
+
+def set_active(variants: Variants, variant_id: str, active: bool, *, product_active: bool) -> Variants:
+    """The list with the variant (de)activated; an Active product keeps at least one active variant."""
+    old = find(variants, variant_id)
+    if old.is_active == active:
+        raise (errors.VariantAlreadyActive if active else errors.VariantAlreadyInactive)(variant_id)
+    if not active and product_active and not any(v.is_active for v in variants if v is not old):
+        raise errors.ActiveVariantRequired(variant_id)
+    return _replaced(variants, replace(old, is_active=active))
 
 
 def _in_currency(tier: Tier, price: Decimal, currency: Currency) -> Decimal:

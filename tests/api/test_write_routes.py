@@ -128,7 +128,7 @@ class TestIdempotencyKey:
     @routes(ROUTES.all)
     async def test_a_retry_answers_as_the_first_request_and_runs_nothing(self, client, db, route):
         target = await target_of(client, route)
-        body, headers = body_of(route), {"Idempotency-Key": key()}
+        body, headers = body_of(route, ids=target.ids), {"Idempotency-Key": key()}
         first = await send(client, route, target.ids, body, headers)
         assert_answered(route, first, target, target.version + 1)
         after_first = await outbox_size(db, route.context)
@@ -142,12 +142,14 @@ class TestIdempotencyKey:
     @routes(WITH_BODY)
     async def test_the_same_key_with_another_body_is_422_and_runs_nothing(self, client, db, route):
         target = await target_of(client, route)
-        body, headers = body_of(route), {"Idempotency-Key": key()}
+        body, headers = body_of(route, ids=target.ids), {"Idempotency-Key": key()}
         assert_answered(
             route, await send(client, route, target.ids, body, headers), target, target.version + 1
         )
         before = await outbox_size(db, route.context)
-        assert_problem(await send(client, route, target.ids, another_body(route, body), headers), 422)
+        assert_problem(
+            await send(client, route, target.ids, another_body(route, body, target.ids), headers), 422
+        )
         assert await outbox_size(db, route.context) == before
 
     @routes(ROUTES.all)
@@ -170,7 +172,7 @@ class TestIdempotencyKey:
     @routes(ON_AGGREGATES)
     async def test_a_request_refused_for_its_version_does_not_use_up_the_key(self, client, route):
         target = await target_of(client, route)
-        body, headers = body_of(route), {"Idempotency-Key": key()}
+        body, headers = body_of(route, ids=target.ids), {"Idempotency-Key": key()}
         stale = headers | {"If-Match": f'"{target.version + 1}"'}
         assert_problem(await send(client, route, target.ids, body, stale), 412)
         assert_answered(
@@ -199,7 +201,7 @@ class TestIdempotencyKeyOfAnotherCaller:
         self, signed_in, route
     ):
         target = await target_of(signed_in, route)
-        body, headers = body_of(route), {"Idempotency-Key": key()}
+        body, headers = body_of(route, ids=target.ids), {"Idempotency-Key": key()}
         first = await send(signed_in, route, target.ids, body, headers)
         assert_answered(route, first, target, target.version + 1)
         assert_problem(await send(signed_in, route, target.ids, body, headers | OTHER_ADMIN), 422)
@@ -262,7 +264,7 @@ class TestBodyThatIsNotAJsonObject:
 
     @routes(WITH_BODY)
     async def test_a_body_over_one_mebibyte_is_413(self, client, everything, route):
-        body = body_of(route) or {}
+        body = body_of(route, ids=everything) or {}
         first = next(iter(route.body["properties"]))  # type: ignore[index]
         oversized = with_member(body, first, json.dumps("x" * (1024 * 1024 + 1)))
         assert_problem(await send_raw(client, route, everything, oversized), 413)
@@ -273,14 +275,18 @@ class TestHostileInputNeverYields500:
     async def test_a_hostile_value_in_any_field_is_refused_as_a_problem(
         self, client, everything, route, name, value
     ):
-        response = await send_raw(client, route, everything, with_member(body_of(route) or {}, name, value))
+        response = await send_raw(
+            client, route, everything, with_member(body_of(route, ids=everything) or {}, name, value)
+        )
         assert_refused_as_a_problem(response)
 
     @pytest.mark.parametrize(("route", "name", "value"), field_cases(ODD))
     async def test_an_odd_value_in_any_field_is_answered_below_500(
         self, client, everything, route, name, value
     ):
-        response = await send_raw(client, route, everything, with_member(body_of(route) or {}, name, value))
+        response = await send_raw(
+            client, route, everything, with_member(body_of(route, ids=everything) or {}, name, value)
+        )
         assert_below_500(response)
 
     @pytest.mark.parametrize(
@@ -291,7 +297,7 @@ class TestHostileInputNeverYields500:
         self, client, everything, route, value
     ):
         response = await send_raw(
-            client, route, everything, with_member(body_of(route) or {}, "nickname", value)
+            client, route, everything, with_member(body_of(route, ids=everything) or {}, "nickname", value)
         )
         assert_refused_as_a_problem(response)
 
@@ -299,8 +305,8 @@ class TestHostileInputNeverYields500:
     async def test_members_given_twice_with_other_values_are_answered_below_500(
         self, client, everything, route
     ):
-        body = body_of(route) or {}
-        again = json.dumps(another_body(route, body))
+        body = body_of(route, ids=everything) or {}
+        again = json.dumps(another_body(route, body, everything))
         document = json.dumps(body)[:-1] + (", " if body else "") + again[1:]
         assert_below_500(await send_raw(client, route, everything, document.encode()))
 

@@ -1341,6 +1341,188 @@ class TestNewUserStory:
         assert_problem(await client.put(f"/products/{products[2][0]}/details", json={"title": "Back"}), 409)
 
 
+# --- SPEC §10: product corrections -----------------------------------------------------------------
+
+
+class TestChangeProductCategory:
+    async def test_moves_the_product_and_both_categories_counts(self, client):
+        old, new = await create_category(client), await create_category(client)
+        seller = str(uuid.uuid4())
+        product_id = await create_product(client, category_id=old, seller_id=seller)
+        assert_accepted(await client.put(f"/products/{product_id}/category", json={"category_id": new}), 2)
+        assert (await detail(client, product_id, 2))["category_id"] == new
+        assert (await card(client, seller, product_id, 2))["category_id"] == new
+        assert (await category_node(client, new, 1))["product_count"] == 1
+        assert (
+            await until(client, f"/categories/{old}", lambda b: b["product_count"] == 0)
+        ).status_code == 200
+        await card_ids(client, f"/products?category_id={new}", [product_id])
+        assert_accepted(await client.put(f"/products/{product_id}/category", json={"category_id": None}), 3)
+        assert (await detail(client, product_id, 3))["category_id"] is None
+
+    async def test_an_unknown_category_is_422_and_an_inactive_one_409(self, client):
+        product_id = await create_product(client)
+        problem = assert_problem(
+            await client.put(f"/products/{product_id}/category", json={"category_id": str(uuid.uuid4())}), 422
+        )
+        assert problem["errors"][0]["field"] == "category_id"
+        inactive = await create_category(client)
+        assert_accepted(await client.put(f"/categories/{inactive}/deactivate"), 2)
+        problem = assert_problem(
+            await client.put(f"/products/{product_id}/category", json={"category_id": inactive}), 409
+        )
+        assert problem["type"].endswith("category-inactive")
+
+    @pytest.mark.parametrize("body", [{}, {"category_id": 7}, {"category_id": "x", "title": "t"}])
+    async def test_a_body_without_a_category_reference_is_422(self, client, body):
+        product_id = await create_product(client)
+        assert_problem(await client.put(f"/products/{product_id}/category", json=body), 422)
+
+    async def test_its_own_category_changes_nothing(self, client):
+        cat = await create_category(client)
+        product_id = await create_product(client, category_id=cat)
+        assert_accepted(await client.put(f"/products/{product_id}/category", json={"category_id": cat}), 1)
+
+
+class TestChangeProductVisibility:
+    async def test_the_detail_follows_and_the_tier_defaults_to_silver(self, client):
+        product_id = await create_product(client)
+        body = {"visibility": "Tier_Restricted", "restricted_to_tier": "Platinum"}
+        assert_accepted(await client.put(f"/products/{product_id}/visibility", json=body), 2)
+        shown = await detail(client, product_id, 2)
+        assert (shown["visibility"], shown["restricted_to_tier"]) == ("Tier_Restricted", "Platinum")
+        assert_accepted(
+            await client.put(f"/products/{product_id}/visibility", json={"visibility": "Unlisted"}), 3
+        )
+        shown = await detail(client, product_id, 3)
+        assert (shown["visibility"], shown["restricted_to_tier"]) == ("Unlisted", "Silver")
+        assert_accepted(
+            await client.put(f"/products/{product_id}/visibility", json={"visibility": "Unlisted"}), 3
+        )
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {},
+            {"visibility": "Private"},
+            {"visibility": "Public", "restricted_to_tier": "Standard"},
+            {"visibility": None},
+        ],
+    )
+    async def test_unknown_values_are_422(self, client, body):
+        product_id = await create_product(client)
+        assert_problem(await client.put(f"/products/{product_id}/visibility", json=body), 422)
+
+
+class TestUpdateVariant:
+    async def test_given_fields_change_others_stay(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, attributes={"size": "M"}, weight_value="0.2")
+        path = f"/products/{product_id}/variants/{variant_id}"
+        assert_accepted(await client.put(path, json={"length": "30.5", "dimension_unit": "in"}), 3)
+        (shown,) = (await detail(client, product_id, 3))["variants"]
+        assert (shown["length"], shown["dimension_unit"], shown["weight_value"]) == ("30.5", "in", "0.2")
+        assert shown["attributes"] == {"size": "M"} and shown["base_price"] == "19.99"
+        assert_accepted(await client.put(path, json={"weight_value": None}), 4)
+        assert (await detail(client, product_id, 4))["variants"][0]["weight_value"] is None
+
+    @pytest.mark.parametrize(
+        "body",
+        [{"weight_value": "-1"}, {"weight_unit": "stone"}, {"height": "0.1234567"}, {"attributes": ["a"]},
+         {"base_price": "5"}, {"variant_sku": "NEW-SKU"}, {"dimension_unit": None}],
+    )  # fmt: skip
+    async def test_invalid_values_and_other_fields_are_422(self, client, body):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id)
+        assert_problem(await client.put(f"/products/{product_id}/variants/{variant_id}", json=body), 422)
+
+
+class TestVariantActivation:
+    async def test_an_inactive_variant_leaves_the_card_prices_and_comes_back(self, client):
+        seller = str(uuid.uuid4())
+        product_id = await create_product(client, seller_id=seller)
+        cheap = await add_variant(client, product_id, base_price="10.00")
+        await add_variant(client, product_id, base_price="20.00")
+        await move(client, product_id, "activate")
+        assert_accepted(await client.put(f"/products/{product_id}/variants/{cheap}/deactivate"), 5)
+        shown = await card(client, seller, product_id, 5)
+        assert (shown["min_price"], shown["max_price"], shown["variant_count"]) == ("20.00", "20.00", 1)
+        assert not next(
+            v for v in (await detail(client, product_id, 5))["variants"] if v["variant_id"] == cheap
+        )["is_active"]
+        problem = assert_problem(await client.put(f"/products/{product_id}/variants/{cheap}/deactivate"), 409)
+        assert problem["type"].endswith("variant-already-inactive")
+        assert_accepted(await client.put(f"/products/{product_id}/variants/{cheap}/activate"), 6)
+        shown = await card(client, seller, product_id, 6)
+        assert (shown["min_price"], shown["variant_count"]) == ("10.00", 2)
+        problem = assert_problem(await client.put(f"/products/{product_id}/variants/{cheap}/activate"), 409)
+        assert problem["type"].endswith("variant-already-active")
+
+    async def test_an_active_product_keeps_one_active_variant(self, client):
+        product_id, variant_id, _, version = await product_in(client, "Active")
+        problem = assert_problem(
+            await client.put(f"/products/{product_id}/variants/{variant_id}/deactivate"), 409
+        )
+        assert problem["type"].endswith("active-variant-required")
+        assert (await detail(client, product_id, version))["variants"][0]["is_active"] is True
+
+    async def test_a_draft_needs_an_active_variant_to_be_activated(self, client):
+        product_id, variant_id, _, _ = await product_in(client, "Draft")
+        assert_accepted(await client.put(f"/products/{product_id}/variants/{variant_id}/deactivate"), 4)
+        problem = assert_problem(await client.put(f"/products/{product_id}/activate"), 409)
+        assert problem["type"].endswith("variant-required")
+
+    async def test_an_unknown_variant_is_404(self, client):
+        product_id = await create_product(client)
+        for action in ("deactivate", "activate"):
+            assert_problem(await client.put(f"/products/{product_id}/variants/{uuid.uuid4()}/{action}"), 404)
+
+
+class TestImages:
+    async def test_the_primary_moves_and_the_primary_already_changes_nothing(self, client):
+        seller = str(uuid.uuid4())
+        product_id = await create_product(client, seller_id=seller)
+        first = await add_image(client, product_id)
+        second = await add_image(client, product_id, url="https://img.example.com/second.jpg")
+        assert_accepted(await client.put(f"/products/{product_id}/images/{second}/primary"), 4)
+        images = (await detail(client, product_id, 4))["images"]
+        assert [(i["image_id"], i["is_primary"]) for i in images] == [(first, False), (second, True)]
+        assert (await card(client, seller, product_id, 4))[
+            "primary_image_url"
+        ] == "https://img.example.com/second.jpg"
+        assert_accepted(await client.put(f"/products/{product_id}/images/{second}/primary"), 4)
+        assert_problem(await client.put(f"/products/{product_id}/images/{uuid.uuid4()}/primary"), 404)
+
+    async def test_a_new_order_orders_the_detail_and_keeps_the_primary(self, client):
+        seller = str(uuid.uuid4())
+        product_id = await create_product(client, seller_id=seller)
+        ids = [await add_image(client, product_id, url=f"https://img.example.com/{n}.jpg") for n in range(3)]
+        order = [ids[2], ids[0], ids[1]]
+        assert_accepted(
+            await client.put(f"/products/{product_id}/images/order", json={"image_ids": order}), 5
+        )
+        images = (await detail(client, product_id, 5))["images"]
+        assert [(i["image_id"], i["display_order"]) for i in images] == [
+            (ids[2], 0),
+            (ids[0], 1),
+            (ids[1], 2),
+        ]
+        assert (await card(client, seller, product_id, 5))[
+            "primary_image_url"
+        ] == "https://img.example.com/0.jpg"
+        assert_accepted(
+            await client.put(f"/products/{product_id}/images/order", json={"image_ids": order}), 5
+        )
+
+    @pytest.mark.parametrize("pick", [lambda ids: ids[:1], lambda ids: [*ids, ids[0]], lambda ids: [ids[0], str(uuid.uuid4())],
+                                      lambda ids: [], lambda ids: None, lambda ids: ",".join(ids)])  # fmt: skip
+    async def test_every_image_exactly_once_else_422(self, client, pick):
+        product_id = await create_product(client)
+        ids = [await add_image(client, product_id) for _ in range(2)]
+        response = await client.put(f"/products/{product_id}/images/order", json={"image_ids": pick(ids)})
+        assert_problem(response, 422)
+
+
 # --- malformed input never gives a 500 -------------------------------------------------------------
 
 NO_BODY_ROUTES = [

@@ -19,6 +19,7 @@ from bus.messages import Event
 from contexts.catalogue import events, values
 from contexts.catalogue.category import MAX_LEVEL, Category
 from contexts.catalogue.errors import (
+    ActiveVariantRequired,
     CategoryAlreadyInactive,
     CategoryInactive,
     CategoryTooDeep,
@@ -30,6 +31,8 @@ from contexts.catalogue.errors import (
     TierPriceCurrencyMismatch,
     TierPriceNotBelowBase,
     TransitionNotAllowed,
+    VariantAlreadyActive,
+    VariantAlreadyInactive,
     VariantExists,
     VariantNotFound,
     VariantRequired,
@@ -1123,6 +1126,15 @@ class TestArchivedProduct:
         "activate": lambda p: p.activate(now=LATER),
         "discontinue": lambda p: p.discontinue(now=LATER),
         "archive": lambda p: p.archive(now=LATER),
+        "file_under": lambda p: p.file_under(None, now=LATER),
+        "change_visibility": lambda p: p.change_visibility(visibility="Unlisted", now=LATER),
+        "change_invalid_visibility": lambda p: p.change_visibility(visibility="Private", now=LATER),
+        "update_variant": lambda p: p.update_variant("v1", weight_value=Decimal(1), now=LATER),
+        "update_unknown_variant": lambda p: p.update_variant("nope", now=LATER),
+        "deactivate_variant": lambda p: p.deactivate_variant("v1", now=LATER),
+        "activate_variant": lambda p: p.activate_variant("v1", now=LATER),
+        "make_primary": lambda p: p.make_primary("nope", now=LATER),
+        "reorder_images": lambda p: p.reorder_images(["nope"], now=LATER),
     }
 
     @pytest.mark.parametrize("command", list(COMMANDS))
@@ -1133,6 +1145,213 @@ class TestArchivedProduct:
             self.COMMANDS[command](product)
         assert isinstance(excinfo.value, Conflict)
         assert product.state == before
+        assert product.pending_events == []
+
+
+class TestFileUnder:
+    def test_moves_to_an_active_category_naming_the_one_it_left(self) -> None:
+        product = saved(create(category=category()))
+        target = category(1)
+        product.file_under(target, now=LATER)
+        assert product.state.category_id == target.id
+        assert only_event(product) == events.ProductCategoryChanged(
+            product_id="p-1", category_id=target.id, previous_category_id="cat-0"
+        )
+        assert product.state.updated_at == LATER
+
+    def test_null_files_it_in_none(self) -> None:
+        product = saved(create(category=category()))
+        product.file_under(None, now=LATER)
+        assert product.state.category_id is None
+        assert only_event(product) == events.ProductCategoryChanged(
+            product_id="p-1", category_id=None, previous_category_id="cat-0"
+        )
+
+    def test_an_inactive_category_is_a_conflict(self) -> None:
+        product = saved(create())
+        with pytest.raises(CategoryInactive):
+            product.file_under(category(active=False), now=LATER)
+        assert product.pending_events == [] and product.state.category_id is None
+
+    @pytest.mark.parametrize("active", [True, False])
+    def test_its_own_category_changes_nothing(self, active: bool) -> None:
+        filed = category()
+        product = saved(create(category=filed))
+        if not active:
+            filed.deactivate(now=NOW)
+        product.file_under(filed, now=LATER)
+        assert product.pending_events == [] and product.version == 1
+
+    def test_none_when_in_none_changes_nothing(self) -> None:
+        product = saved(create())
+        product.file_under(None, now=LATER)
+        assert product.pending_events == []
+
+
+class TestChangeVisibility:
+    def test_tier_restricted_to_a_tier(self) -> None:
+        product = saved(create())
+        product.change_visibility(visibility="Tier_Restricted", restricted_to_tier="Gold", now=LATER)
+        assert (product.state.visibility, product.state.restricted_to_tier) == (
+            Visibility.TIER_RESTRICTED,
+            Tier.GOLD,
+        )
+        assert only_event(product) == events.ProductVisibilityChanged(
+            product_id="p-1", visibility="Tier_Restricted", restricted_to_tier="Gold"
+        )
+
+    def test_the_tier_defaults_to_silver(self) -> None:
+        product = saved(create(visibility="Tier_Restricted", restricted_to_tier="Platinum"))
+        product.change_visibility(visibility="Unlisted", now=LATER)
+        assert product.state.restricted_to_tier == Tier.SILVER
+
+    def test_the_same_visibility_changes_nothing(self) -> None:
+        product = saved(create())
+        product.change_visibility(visibility="Public", now=LATER)
+        assert product.pending_events == []
+
+    def test_unknown_values_are_invalid_naming_each_field(self) -> None:
+        product = saved(create())
+        with pytest.raises(Invalid) as excinfo:
+            product.change_visibility(visibility="Private", restricted_to_tier="Standard", now=LATER)
+        assert fields_of(excinfo) == ["visibility", "restricted_to_tier"]
+        assert product.pending_events == []
+
+
+class TestUpdateVariant:
+    def test_given_fields_change_and_the_event_carries_them_all(self) -> None:
+        product = with_variants(2, attributes={"colour": "red"}, weight_value=Decimal(2))
+        product.update_variant("v2", length=Decimal("30.5"), dimension_unit="in", now=LATER)
+        changed = product.variant("v2")
+        assert (changed.length, changed.dimension_unit, changed.weight_value) == (Decimal("30.5"), "in", 2)
+        assert changed.attributes == {"colour": "red"}
+        assert product.variant("v1").length is None
+        assert only_event(product) == events.VariantUpdated(
+            product_id="p-1", variant_id="v2", attributes={"colour": "red"}, weight_value=Decimal(2),
+            weight_unit="kg", length=Decimal("30.5"), width=None, height=None, dimension_unit="in",
+        )  # fmt: skip
+
+    def test_none_clears_a_measure(self) -> None:
+        product = with_variants(1, weight_value=Decimal(2))
+        product.update_variant("v1", weight_value=None, now=LATER)
+        assert product.variant("v1").weight_value is None
+
+    def test_nothing_new_changes_nothing(self) -> None:
+        product = with_variants(1, weight_value=Decimal(2))
+        product.update_variant("v1", weight_value=Decimal("2.0"), now=LATER)
+        product.update_variant("v1", now=LATER)
+        assert product.pending_events == []
+
+    def test_values_are_checked_as_on_adding(self) -> None:
+        product = with_variants(1)
+        with pytest.raises(Invalid) as excinfo:
+            product.update_variant(
+                "v1", weight_value=Decimal(-1), weight_unit="stone", height=Decimal("0.1234567"),
+                attributes=["red"], now=LATER,
+            )  # fmt: skip
+        assert sorted(fields_of(excinfo)) == ["attributes", "height", "weight_unit", "weight_value"]
+
+    def test_an_unknown_variant_is_not_found_before_its_values(self) -> None:
+        with pytest.raises(VariantNotFound):
+            with_variants(1).update_variant("nope", weight_unit="stone", now=LATER)
+
+
+class TestVariantActivation:
+    def test_deactivating_and_activating_again(self) -> None:
+        product = with_variants(2)
+        product.deactivate_variant("v2", now=LATER)
+        assert not product.variant("v2").is_active
+        assert product.pending_events == [events.VariantDeactivated(product_id="p-1", variant_id="v2")]
+        product.activate_variant("v2", now=LATER)
+        assert product.variant("v2").is_active
+        assert product.pending_events[-1] == events.VariantActivated(product_id="p-1", variant_id="v2")
+
+    def test_an_active_product_keeps_one_active_variant(self) -> None:
+        product = in_status(ProductStatus.ACTIVE)
+        with pytest.raises(ActiveVariantRequired):
+            product.deactivate_variant("v1", now=LATER)
+        assert product.pending_events == [] and product.variant("v1").is_active
+
+    @pytest.mark.parametrize("status", [ProductStatus.DRAFT, ProductStatus.DISCONTINUED])
+    def test_a_product_not_on_sale_may_deactivate_its_last_variant(self, status: ProductStatus) -> None:
+        product = in_status(status)
+        product.deactivate_variant("v1", now=LATER)
+        assert not product.variant("v1").is_active
+
+    def test_deactivating_an_inactive_variant_is_a_conflict(self) -> None:
+        product = with_variants(2)
+        product.deactivate_variant("v1", now=LATER)
+        with pytest.raises(VariantAlreadyInactive):
+            product.deactivate_variant("v1", now=LATER)
+
+    def test_activating_an_active_variant_is_a_conflict(self) -> None:
+        with pytest.raises(VariantAlreadyActive):
+            with_variants(1).activate_variant("v1", now=LATER)
+
+    def test_a_draft_needs_an_active_variant_to_be_activated(self) -> None:
+        product = with_variants(1)
+        product.deactivate_variant("v1", now=LATER)
+        with pytest.raises(VariantRequired):
+            product.activate(now=LATER)
+        product.activate_variant("v1", now=LATER)
+        product.activate(now=LATER)
+        assert product.status == ProductStatus.ACTIVE
+
+    def test_an_unknown_variant_is_not_found(self) -> None:
+        with pytest.raises(VariantNotFound):
+            with_variants(1).deactivate_variant("nope", now=LATER)
+
+
+class TestMakePrimary:
+    def test_the_flag_moves_and_the_event_names_the_image_that_lost_it(self) -> None:
+        product = with_images(3)
+        product.make_primary("i3", now=LATER)
+        assert primaries(product) == ["i3"]
+        assert only_event(product) == events.PrimaryImageChanged(
+            product_id="p-1", image_id="i3", previous_primary_id="i1"
+        )
+        assert [i.image_id for i in product.images] == ["i1", "i2", "i3"]
+
+    def test_the_primary_already_changes_nothing(self) -> None:
+        product = with_images(2)
+        product.make_primary("i1", now=LATER)
+        assert product.pending_events == [] and product.version == 3
+
+    def test_an_unknown_image_is_not_found(self) -> None:
+        with pytest.raises(ImageNotFound):
+            with_images(1).make_primary("nope", now=LATER)
+
+
+class TestReorderImages:
+    def test_display_order_follows_the_list_and_the_primary_stays(self) -> None:
+        product = with_images(3)
+        product.reorder_images(["i3", "i1", "i2"], now=LATER)
+        assert [(i.image_id, i.display_order) for i in product.images] == [("i3", 0), ("i1", 1), ("i2", 2)]
+        assert primaries(product) == ["i1"]
+        assert only_event(product) == events.ProductImagesReordered(
+            product_id="p-1", image_ids=["i3", "i1", "i2"]
+        )
+
+    def test_the_current_order_changes_nothing(self) -> None:
+        product = with_images(3)
+        product.reorder_images(["i1", "i2", "i3"], now=LATER)
+        assert product.pending_events == []
+
+    @pytest.mark.parametrize(
+        "image_ids",
+        [[], ["i1", "i2"], ["i1", "i2", "i3", "i3"], ["i1", "i2", "i9"], ["i1", "i2", "i3", "i9"], ["i1", "i1", "i2"],
+         "i1,i2,i3", [1, 2, 3], ["i1", None, "i3"]],
+    )  # fmt: skip
+    def test_every_image_exactly_once_else_invalid(self, image_ids: Any) -> None:
+        product = with_images(3)
+        with pytest.raises(Invalid) as excinfo:
+            product.reorder_images(image_ids, now=LATER)
+        assert fields_of(excinfo) == ["image_ids"]
+        assert product.pending_events == []
+
+    def test_an_empty_gallery_takes_an_empty_list(self) -> None:
+        product = saved(create())
+        product.reorder_images([], now=LATER)
         assert product.pending_events == []
 
 

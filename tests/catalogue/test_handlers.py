@@ -23,7 +23,7 @@ from bus.messages import Command, registry
 from bus.module import ContextModule
 from bus.uow import Meta, Outcome, UnitOfWork
 from contexts import catalogue, identity
-from contexts.catalogue import categories, listing
+from contexts.catalogue import categories, filing, listing
 from contexts.catalogue.categories import (
     CreateCategory,
     DeactivateCategory,
@@ -40,12 +40,20 @@ from contexts.catalogue.errors import (
     SkuTaken,
     VariantSkuTaken,
 )
-from contexts.catalogue.gallery import AddProductImage, RemoveProductImage
+from contexts.catalogue.filing import ChangeProductCategory
+from contexts.catalogue.gallery import (
+    AddProductImage,
+    RemoveProductImage,
+    ReorderProductImages,
+    SetPrimaryImage,
+)
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
 from contexts.catalogue.listing import CreateProduct
 from contexts.catalogue.pricing import AddVariant, ChangeVariantPrice, SetTierPrice
 from contexts.catalogue.product import Product
 from contexts.catalogue.repository import Categories, Products, now
+from contexts.catalogue.variant_edits import ActivateVariant, DeactivateVariant, UpdateVariant
+from contexts.catalogue.visibility import ChangeProductVisibility
 from shopstream.bootstrap import Messaging
 
 pytestmark = pytest.mark.anyio
@@ -520,6 +528,53 @@ class TestDeactivationRace:
             assert filed_at < deactivated_at
         assert await self.filed_after_deactivation(pool) == []
 
+    async def test_the_bus_reruns_a_move_that_lost_the_race_and_refuses_it(
+        self, messaging, other, pool, monkeypatch
+    ):
+        product_id = await created(messaging, new_product())
+        category_id = await created(messaging, new_category())
+        racing = Interleaved(lambda c: other.bus.execute(DeactivateCategory(category_id=c)))
+        monkeypatch.setattr(filing, "Categories", racing.repository)
+        with pytest.raises(CategoryInactive):
+            await messaging.bus.execute(ChangeProductCategory(product_id=product_id, category_id=category_id))
+        assert racing.reads == 2
+        assert await stored_version(pool, "products", product_id) == 1
+        assert len(await outbox_rows(pool, product_id)) == 1
+
+    async def test_a_move_that_read_the_category_before_it_was_deactivated_cannot_commit(
+        self, messaging, pool
+    ):
+        product_id = await created(messaging, new_product())
+        category_id = await created(messaging, new_category())
+        a = self.uow(messaging, pool)
+        async with a:
+            product = await Products(a).get(product_id)
+            product.file_under(await Categories(a).referenced("category_id", category_id), now=now())
+            await deactivate_category(DeactivateCategory(category_id=category_id), self.uow(messaging, pool))
+            with pytest.raises(ConcurrencyError):
+                await a.commit()
+        assert await stored_version(pool, "products", product_id) == 1
+
+    async def test_concurrent_deactivation_and_moves_never_both_win_out_of_order(
+        self, messaging, other, pool
+    ):
+        for delay in stagger(RACE_ROUNDS):
+            product_id = await created(messaging, new_product())
+            category_id = await created(messaging, new_category())
+            deactivated, moved = await asyncio.gather(
+                later(delay, messaging.bus.execute(DeactivateCategory(category_id=category_id))),
+                other.bus.execute(ChangeProductCategory(product_id=product_id, category_id=category_id)),
+                return_exceptions=True,
+            )
+            assert isinstance(deactivated, Outcome), deactivated
+            if isinstance(moved, BaseException):
+                assert isinstance(moved, CategoryInactive), moved
+                assert len(await outbox_rows(pool, product_id)) == 1
+                continue
+            moved_at = await position_of(pool, product_id, "catalogue.ProductCategoryChanged")
+            deactivated_at = await position_of(pool, category_id, "catalogue.CategoryDeactivated")
+            assert moved_at < deactivated_at
+
     async def filed_after_deactivation(self, pool: asyncpg.Pool) -> list[str]:
         rows = await pool.fetch(
             "SELECT filed.aggregate_id FROM catalogue.outbox filed JOIN catalogue.outbox deactivated"
@@ -544,7 +599,17 @@ def every_command(product_id: str, variant_id: str, image_id: str) -> list[Comma
         ActivateProduct(product_id=product_id, expected_version=1),
         DiscontinueProduct(product_id=product_id, expected_version=1),
         ArchiveProduct(product_id=product_id, expected_version=1),
+        ChangeProductCategory(product_id=product_id, category_id=str(uuid.uuid4()), expected_version=1),
+        ChangeProductVisibility(product_id=product_id, visibility="Unlisted", expected_version=1),
+        UpdateVariant(product_id=product_id, variant_id=variant_id, length=Decimal("3"), expected_version=1),
+        DeactivateVariant(product_id=product_id, variant_id=variant_id, expected_version=1),
+        ActivateVariant(product_id=product_id, variant_id=variant_id, expected_version=1),
+        SetPrimaryImage(product_id=product_id, image_id=image_id, expected_version=1),
+        ReorderProductImages(product_id=product_id, image_ids=[image_id], expected_version=1),
     ]  # fmt: skip
+
+
+EVERY_COMMAND = range(len(every_command("p", "v", "i")))
 
 
 class TestVersionChecks:
@@ -557,7 +622,7 @@ class TestVersionChecks:
         )
         return product_id, variant_id, image_id
 
-    @pytest.mark.parametrize("index", range(9))
+    @pytest.mark.parametrize("index", EVERY_COMMAND)
     async def test_a_stale_expected_version_on_a_product_is_a_mismatch_and_writes_nothing(
         self, messaging, pool, index
     ):
@@ -594,7 +659,7 @@ class TestVersionChecks:
         )
         assert outcome == Outcome(aggregate_id=product_id, version=4)
 
-    @pytest.mark.parametrize("index", range(9))
+    @pytest.mark.parametrize("index", EVERY_COMMAND)
     async def test_a_command_on_an_unknown_product_is_not_found(self, messaging, pool, index):
         product_id = str(uuid.uuid4())
         with pytest.raises(NotFound):

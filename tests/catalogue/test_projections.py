@@ -32,7 +32,7 @@ from contexts.catalogue.queries import (
     get_product,
 )
 from contexts.catalogue.search import list_product_cards
-from contexts.catalogue.viewer import ADMIN
+from contexts.catalogue.viewer import ADMIN, ANONYMOUS
 from shopstream.bootstrap import BUS
 from shopstream.migrate import Component, migrate_all
 
@@ -642,3 +642,175 @@ def interleave(rng: random.Random, streams: list[list[Envelope]]) -> list[Envelo
         if not queues[index]:
             del queues[index]
     return merged
+
+
+class TestProductCorrections:
+    async def test_a_move_follows_in_detail_cards_and_both_categories_counts(self, db: asyncpg.Pool) -> None:
+        old, new, p = Aggregate("Category"), Aggregate("Category"), Aggregate("Product")
+        seller = str(uuid.uuid4())
+        await apply(db, category(old, "Old"), category(new, "New"))
+        await apply(db, created(p, seller_id=seller, category_id=old.id))
+
+        async def filed() -> tuple[str | None, str | None, int, int]:
+            detail = await get_product(db, p.id, viewer=ADMIN)
+            (card,) = (await list_product_cards(db, seller_id=seller, viewer=ADMIN)).items
+            counts = [await get_category(db, c.id, viewer=ADMIN) for c in (old, new)]
+            assert detail is not None and counts[0] is not None and counts[1] is not None
+            assert detail.version == card.version == p.version
+            return detail.category_id, card.category_id, counts[0].product_count, counts[1].product_count
+
+        assert await filed() == (old.id, old.id, 1, 0)
+        await apply(
+            db, p(e.ProductCategoryChanged(product_id=p.id, category_id=new.id, previous_category_id=old.id))
+        )
+        assert await filed() == (new.id, new.id, 0, 1)
+        found = await list_product_cards(db, category_id=new.id, viewer=ADMIN)
+        assert [c.product_id for c in found.items] == [p.id]
+        await apply(
+            db, p(e.ProductCategoryChanged(product_id=p.id, category_id=None, previous_category_id=new.id))
+        )
+        assert await filed() == (None, None, 0, 0)
+        await apply(
+            db, p(e.ProductCategoryChanged(product_id=p.id, category_id=old.id, previous_category_id=None))
+        )
+        assert await filed() == (old.id, old.id, 1, 0)
+
+    async def test_a_product_created_in_no_category_counts_once_moved_with_what_callers_may_see(
+        self, db: asyncpg.Pool
+    ) -> None:
+        cat, p = Aggregate("Category"), Aggregate("Product")
+        await apply(db, category(cat, "Lamps"), created(p, seller_id=str(uuid.uuid4())))
+        await apply(db, variant(p, "5.00")[1], p(e.ProductActivated(product_id=p.id)))
+        await apply(
+            db, p(e.ProductCategoryChanged(product_id=p.id, category_id=cat.id, previous_category_id=None))
+        )
+        node = await get_category(db, cat.id, viewer=ANONYMOUS)
+        assert node is not None and node.product_count == 1
+        await apply(
+            db,
+            p(
+                e.ProductVisibilityChanged(
+                    product_id=p.id, visibility="Unlisted", restricted_to_tier="Silver"
+                )
+            ),
+        )
+        node = await get_category(db, cat.id, viewer=ANONYMOUS)
+        assert node is not None and node.product_count == 0
+
+    async def test_visibility_follows_in_every_read_model_the_storefront_reads(
+        self, db: asyncpg.Pool
+    ) -> None:
+        p = Aggregate("Product")
+        await apply(db, created(p, seller_id=str(uuid.uuid4())), variant(p, "5.00")[1])
+        await apply(db, p(e.ProductActivated(product_id=p.id)))
+        assert await get_product(db, p.id, viewer=ANONYMOUS) is not None
+        assert await get_price_history(db, p.id, viewer=ANONYMOUS) is not None
+        await apply(
+            db,
+            p(
+                e.ProductVisibilityChanged(
+                    product_id=p.id, visibility="Tier_Restricted", restricted_to_tier="Gold"
+                )
+            ),
+        )
+        detail = await get_product(db, p.id, viewer=ADMIN)
+        assert detail is not None
+        assert (detail.visibility, detail.restricted_to_tier, detail.version) == (
+            "Tier_Restricted",
+            "Gold",
+            4,
+        )
+        assert await get_product(db, p.id, viewer=ANONYMOUS) is None
+        assert await get_price_history(db, p.id, viewer=ANONYMOUS) is None
+        assert p.id not in [
+            c.product_id for c in (await list_product_cards(db, viewer=ANONYMOUS, limit=100)).items
+        ]
+        assert (
+            await db.fetchval(
+                "SELECT visibility || '/' || restricted_to_tier FROM catalogue.product_cards WHERE product_id = $1",
+                p.id,
+            )
+            == "Tier_Restricted/Gold"
+        )
+
+    async def test_a_variant_update_rewrites_its_attributes_and_measures(self, db: asyncpg.Pool) -> None:
+        p = Aggregate("Product")
+        await apply(db, created(p))
+        variant_id, added = variant(p, "5.00", weight_value=Decimal("1.5"))
+        await apply(db, added)
+        await apply(
+            db,
+            p(
+                e.VariantUpdated(
+                    product_id=p.id, variant_id=variant_id, attributes={"size": "L"}, weight_value=None,
+                    weight_unit="lb", length=Decimal("30"), width=Decimal("20.5"), height=Decimal("0"),
+                    dimension_unit="in",
+                )
+            ),
+        )  # fmt: skip
+        detail = await get_product(db, p.id, viewer=ADMIN)
+        assert detail is not None
+        (v,) = detail.variants
+        assert (v.attributes, v.weight_value, v.weight_unit) == ({"size": "L"}, None, "lb")
+        assert (v.length, v.width, v.height, v.dimension_unit) == (30, Decimal("20.5"), 0, "in")
+        assert (v.base_price, v.is_active, detail.version) == (Decimal("5.00"), True, 3)
+
+    async def test_an_inactive_variant_leaves_the_cards_prices_and_comes_back(self, db: asyncpg.Pool) -> None:
+        p = Aggregate("Product")
+        seller = str(uuid.uuid4())
+        await apply(db, created(p, seller_id=seller))
+        cheap, added_cheap = variant(p, "10.00")
+        _, added_dear = variant(p, "20.00")
+        await apply(db, added_cheap, added_dear)
+
+        async def card() -> tuple[Decimal | None, Decimal | None, int, bool]:
+            (found,) = (await list_product_cards(db, seller_id=seller, viewer=ADMIN)).items
+            detail = await get_product(db, p.id, viewer=ADMIN)
+            assert detail is not None and detail.version == found.version == p.version
+            active = next(v.is_active for v in detail.variants if v.variant_id == cheap)
+            return found.min_price, found.max_price, found.variant_count, active
+
+        assert await card() == (Decimal("10.00"), Decimal("20.00"), 2, True)
+        await apply(db, p(e.VariantDeactivated(product_id=p.id, variant_id=cheap)))
+        assert await card() == (Decimal("20.00"), Decimal("20.00"), 1, False)
+        in_range = await list_product_cards(
+            db, seller_id=seller, currency="EUR", price_min="5", price_max="15", viewer=ADMIN
+        )
+        assert in_range.items == []
+        await apply(db, p(e.VariantActivated(product_id=p.id, variant_id=cheap)))
+        assert await card() == (Decimal("10.00"), Decimal("20.00"), 2, True)
+
+    async def test_the_primary_flag_moves_in_detail_and_card(self, db: asyncpg.Pool) -> None:
+        p = Aggregate("Product")
+        seller = str(uuid.uuid4())
+        await apply(db, created(p, seller_id=seller))
+        one, added_one = image(p, "https://img.example.com/1.jpg", primary=True, order=0)
+        two, added_two = image(p, "https://img.example.com/2.jpg", primary=False, order=1)
+        await apply(db, added_one, added_two)
+        await apply(db, p(e.PrimaryImageChanged(product_id=p.id, image_id=two, previous_primary_id=one)))
+        detail = await get_product(db, p.id, viewer=ADMIN)
+        (card,) = (await list_product_cards(db, seller_id=seller, viewer=ADMIN)).items
+        assert detail is not None
+        assert [(i.image_id, i.is_primary) for i in detail.images] == [(one, False), (two, True)]
+        assert (card.primary_image_url, card.version) == ("https://img.example.com/2.jpg", 4)
+
+    async def test_a_new_order_orders_the_detail_and_keeps_the_cards_primary(self, db: asyncpg.Pool) -> None:
+        p = Aggregate("Product")
+        seller = str(uuid.uuid4())
+        await apply(db, created(p, seller_id=seller))
+        ids = []
+        for n in range(3):
+            image_id, added = image(p, f"https://img.example.com/{n}.jpg", primary=n == 0, order=n)
+            ids.append(image_id)
+            await apply(db, added)
+        await apply(db, p(e.ProductImagesReordered(product_id=p.id, image_ids=[ids[2], ids[0], ids[1]])))
+        detail = await get_product(db, p.id, viewer=ADMIN)
+        (card,) = (await list_product_cards(db, seller_id=seller, viewer=ADMIN)).items
+        assert detail is not None
+        assert [(i.image_id, i.display_order) for i in detail.images] == [
+            (ids[2], 0),
+            (ids[0], 1),
+            (ids[1], 2),
+        ]
+        assert [i.is_primary for i in detail.images] == [False, True, False]
+        assert (card.primary_image_url, card.version) == ("https://img.example.com/0.jpg", 5)

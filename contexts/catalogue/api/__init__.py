@@ -12,7 +12,9 @@ from msgspec import UNSET, Meta, UnsetType
 
 from contexts.catalogue.categories import CreateCategory, ReorderCategory, UpdateCategory
 from contexts.catalogue.details import UpdateProductDetails
-from contexts.catalogue.gallery import AddProductImage
+from contexts.catalogue.filing import ChangeProductCategory
+from contexts.catalogue.gallery import AddProductImage, ReorderProductImages
+from contexts.catalogue.images import MAX_IMAGES
 from contexts.catalogue.listing import CreateProduct
 from contexts.catalogue.pricing import AddVariant, ChangeVariantPrice, SetTierPrice
 from contexts.catalogue.values import (
@@ -24,6 +26,8 @@ from contexts.catalogue.values import (
     Visibility,
     WeightUnit,
 )
+from contexts.catalogue.variant_edits import UpdateVariant
+from contexts.catalogue.visibility import ChangeProductVisibility
 from contexts.edge import wire
 from contexts.edge.bodies import Body
 
@@ -91,6 +95,27 @@ class ProductChange(Body, command=UpdateProductDetails):
     slug: Slug | UnsetType | None = UNSET
 
 
+class CategoryChoice(Body, command=ChangeProductCategory):
+    category_id: Annotated[
+        CategoryReference | None,
+        Meta(
+            description="an existing (else 422), active (else 409) category; null files the product in none"
+        ),
+    ]
+
+
+class VisibilityChange(Body, command=ChangeProductVisibility):
+    visibility: Annotated[str, wire.one_of(Visibility), Meta(examples=["Tier_Restricted"])]
+    restricted_to_tier: Annotated[
+        str,
+        wire.one_of(PRICED_TIERS),
+        Meta(
+            examples=["Gold"],
+            description="with visibility Tier_Restricted, the least customer tier that sees the product",
+        ),
+    ] = "Silver"
+
+
 class NewVariant(Body, command=AddVariant):
     schema_extra: ClassVar[dict[str, Any]] = _priced_in_whole_units("base_price")
 
@@ -106,6 +131,16 @@ class NewVariant(Body, command=AddVariant):
     width: Measure | None = None
     height: Measure | None = None
     dimension_unit: Annotated[str, wire.one_of(DimensionUnit)] = "cm"
+
+
+class VariantChange(Body, command=UpdateVariant):
+    attributes: Attributes | UnsetType = UNSET
+    weight_value: Annotated[Measure, Meta(examples=["0.25"])] | UnsetType | None = UNSET
+    weight_unit: Annotated[str, wire.one_of(WeightUnit), Meta(examples=["kg"])] | UnsetType = UNSET
+    length: Annotated[Measure, Meta(examples=["30"])] | UnsetType | None = UNSET
+    width: Annotated[Measure, Meta(examples=["20"])] | UnsetType | None = UNSET
+    height: Annotated[Measure, Meta(examples=["2"])] | UnsetType | None = UNSET
+    dimension_unit: Annotated[str, wire.one_of(DimensionUnit), Meta(examples=["cm"])] | UnsetType = UNSET
 
 
 class PriceChange(Body, command=ChangeVariantPrice):
@@ -135,6 +170,17 @@ class NewImage(Body, command=AddProductImage):
     ]
     alt_text: Annotated[str, wire.optional_text(255), Meta(examples=["Front view"])] | None = None
     is_primary: bool = False
+
+
+class ImageOrder(Body, command=ReorderProductImages):
+    image_ids: Annotated[
+        list[Uuid],
+        Meta(
+            max_length=MAX_IMAGES,
+            examples=[["9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d", "0b5e6c1e-3f4a-4c55-9a43-2f1d8f0c9e21"]],
+            description="every image of the product exactly once (else 422), in the new display order",
+        ),
+    ]
 
 
 class NewCategory(Body, command=CreateCategory):

@@ -1,4 +1,5 @@
-"""Product routes: listing, details and lifecycle; product cards, detail and price history, by seller too."""
+"""Product routes: listing, details, category, visibility and lifecycle; product cards, detail and price
+history, by seller too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from litestar.params import JSONBody, PathParameter
 
 from bus.errors import Forbidden
 from contexts.catalogue import queries, search
-from contexts.catalogue.api import NewProduct, ProductChange, ProductCreated
+from contexts.catalogue.api import CategoryChoice, NewProduct, ProductChange, ProductCreated, VisibilityChange
 from contexts.catalogue.api.parameters import (
     DEPENDENCIES,
     SELLERS,
@@ -40,8 +41,10 @@ from contexts.catalogue.api.parameters import (
     uuid_filter,
 )
 from contexts.catalogue.details import UpdateProductDetails
+from contexts.catalogue.filing import ChangeProductCategory
 from contexts.catalogue.lifecycle import ActivateProduct, ArchiveProduct, DiscontinueProduct
 from contexts.catalogue.listing import CreateProduct
+from contexts.catalogue.visibility import ChangeProductVisibility
 from contexts.edge.access import BEARER, BEARER_OPTIONAL, GUARDED, Role, principal_of
 from contexts.edge.bodies import command_from
 from contexts.edge.changes import change
@@ -99,6 +102,48 @@ class ProductController(Controller):
         )
 
     @put(
+        "/{product_id:str}/category",
+        operation_id="changeProductCategory",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
+        summary="File in another category",
+    )
+    async def change_category(
+        self,
+        commands: CommandRunner,
+        product_id: ProductId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[CategoryChoice],
+    ) -> Response[Accepted]:
+        """`category_id` must name an existing category (422) that is still active when the change commits
+        (409); `null` files the product in none. Naming its current category changes nothing."""
+        return await change(
+            commands, ChangeProductCategory, product_target(commands, product_id), expected_version, data
+        )
+
+    @put(
+        "/{product_id:str}/visibility",
+        operation_id="changeProductVisibility",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[SELLERS],
+        summary="Change who may see it",
+    )
+    async def change_visibility(
+        self,
+        commands: CommandRunner,
+        product_id: ProductId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[VisibilityChange],
+    ) -> Response[Accepted]:
+        """Public (in lists and by id), Unlisted (by id or slug only) or Tier_Restricted (to customers of at least
+        `restricted_to_tier`, Silver when omitted). Sending what the product already has changes nothing."""
+        return await change(
+            commands, ChangeProductVisibility, product_target(commands, product_id), expected_version, data
+        )
+
+    @put(
         "/{product_id:str}/activate",
         operation_id="activateProduct",
         responses=GUARDED,
@@ -112,7 +157,7 @@ class ProductController(Controller):
         product_id: ProductId,
         expected_version: ExpectedVersion,
     ) -> Response[Accepted]:
-        """Draft → Active; needs at least one variant (409)."""
+        """Draft → Active; needs at least one active variant (409)."""
         return await change(commands, ActivateProduct, product_target(commands, product_id), expected_version)
 
     @put(
