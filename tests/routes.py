@@ -24,7 +24,15 @@ PRECONDITIONS: dict[str, tuple[str, ...]] = {
     "reactivateAccount": ("suspendAccount",),
     "discontinueProduct": ("activateProduct",),
     "archiveProduct": ("activateProduct", "discontinueProduct"),
+    "activateCategory": ("deactivateCategory",),
 }
+# Body fields that must name a live aggregate for the command to change anything, by operation id: the
+# field and the id its aggregate's creator answers with. `Routes.target` makes one for each request.
+REFERENCES: dict[str, dict[str, str]] = {
+    "moveCategory": {"parent_category_id": "category_id"},
+}
+# The aggregates made for those fields by the latest `Routes.target` of each route.
+_referenced: dict[tuple[str, str], str] = {}
 # Fields whose example is the value a new aggregate already has, so the example would change nothing.
 CHANGES: dict[str, dict[str, Any]] = {
     "updateAddress": {"city": "Paris"},
@@ -150,7 +158,8 @@ def fresh(value: Any, schema: dict[str, Any], token: str) -> Any:
 
 def body_of(route: Route, token: str | None = None) -> dict[str, Any] | None:
     """A valid body for the route: every field its document gives an example for, texts made unique;
-    no reference to another aggregate."""
+    no reference to another aggregate, but where the route needs one (`REFERENCES`): the one the latest
+    `Routes.target` made for it, else the example, which names nothing."""
     if route.body is None:
         return None
     token = token or uuid.uuid4().hex[:10]
@@ -158,7 +167,9 @@ def body_of(route: Route, token: str | None = None) -> dict[str, Any] | None:
     body: dict[str, Any] = {}
     for name, schema in properties.items():
         value = CHANGES.get(route.operation_id, {}).get(name, example_of(schema))
-        if value is not None and not refers(value):
+        if name in REFERENCES.get(route.operation_id, {}):
+            body[name] = _referenced.get((route.operation_id, name), value)
+        elif value is not None and not refers(value):
             body[name] = fresh(value, schema, token)
     missing = set(route.body.get("required", ())) - body.keys()
     assert not missing, f"{route}: the OpenAPI document gives no example for {sorted(missing)}"
@@ -171,6 +182,9 @@ def another_body(route: Route, body: dict[str, Any]) -> dict[str, Any]:
     other = body_of(route) or {}
     for name, schema in route.body["properties"].items():
         if other != body or name not in other:
+            continue
+        if name in REFERENCES.get(route.operation_id, {}):
+            other[name] = None  # naming no aggregate: a root, for a category's parent
             continue
         choices = [v for m in members(schema) for v in m.get("enum", ()) if v != other[name]]
         if choices:
@@ -245,6 +259,10 @@ class Routes:
             if param not in target.ids:
                 assert param in self.creators, f"{route}: no write route creates {param}"
                 await self._create(client, self.creators[param], target)
+        for name, kind in REFERENCES.get(route.operation_id, {}).items():
+            answer = await send(client, self.creators[kind], {})
+            assert answer.status_code == 201, f"{name} of {route}: {answer.text}"
+            _referenced[route.operation_id, name] = answer.json()[kind]
         for operation_id in PRECONDITIONS.get(route.operation_id, ()):
             answer = await send(client, self.by_id[operation_id], target.ids)
             assert answer.status_code in (200, 201), f"{operation_id} before {route}: {answer.text}"
