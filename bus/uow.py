@@ -16,7 +16,7 @@ from bus.errors import ConcurrencyError, IdempotencyKeyInFlight, Refusal
 from bus.messages import Outcome, encoder
 from bus.outbox import Headers, Outbox
 
-__all__ = ["AggregateStore", "Meta", "Outcome", "UnitOfWork"]
+__all__ = ["AggregateStore", "Meta", "Outcome", "Recheck", "UnitOfWork"]
 
 A_contra = TypeVar("A_contra", bound=Aggregate, contravariant=True)
 
@@ -54,6 +54,13 @@ class Meta(msgspec.Struct, frozen=True, kw_only=True):
 Tracked = tuple[AggregateStore[Any], Aggregate]
 
 
+class Recheck(Protocol):
+    """A read that is more than rows a command tracks (e.g. which rows lie below a node): it must still
+    read the same at commit, after the command's writes."""
+
+    async def ensure_unchanged(self, conn: asyncpg.Connection) -> None: ...
+
+
 class UnitOfWork:
     """`async with uow:` takes a connection; loads read outside any transaction (each is one statement,
     and saving re-checks the version read); `await uow.commit()` writes everything at once; anything
@@ -68,6 +75,7 @@ class UnitOfWork:
         self.outbox = outbox
         self.meta = meta
         self._tracked: list[Tracked] = []
+        self._rechecks: list[Recheck] = []
 
     async def __aenter__(self) -> UnitOfWork:
         self.conn: asyncpg.Connection = await self.pool.acquire()
@@ -80,6 +88,10 @@ class UnitOfWork:
 
     def track(self, store: AggregateStore[Any], aggregate: Aggregate) -> None:
         self._tracked.append((store, aggregate))
+
+    def recheck(self, read: Recheck) -> None:
+        """Have `read` checked at commit, after the writes, beside the aggregates only read."""
+        self._rechecks.append(read)
 
     async def commit(self, created_id: str | None = None) -> Outcome:
         headers = Headers(
@@ -96,7 +108,7 @@ class UnitOfWork:
         remember = None
         if self.meta.idempotency_key is not None:
             remember = (self.meta.idempotency_key, self.meta.fingerprint, encoder.encode(outcome).decode())
-        if len(changed) == 1 and not read and changed[0][0].saves_alone:
+        if len(changed) == 1 and not read and not self._rechecks and changed[0][0].saves_alone:
             await self._commit_in_one_statement(changed[0], headers, remember)
         else:
             await self._commit_in_transaction(changed, read, headers, remember)
@@ -126,22 +138,37 @@ class UnitOfWork:
         headers: Headers,
         remember: tuple[str, str | None, str] | None,
     ) -> None:
-        async with self.conn.transaction():
-            for tracked in changed:
-                store, aggregate = tracked
-                try:
-                    await store.save(self.conn, aggregate)
-                except asyncpg.UniqueViolationError as exc:
-                    raise self.refusal(exc, tracked) from None
-                await self.outbox.append(self.conn, aggregate, headers)
-            if changed:
-                for store, aggregate in read:
-                    await store.ensure_unchanged(self.conn, aggregate)
-            if remember is not None:
-                try:
-                    await idempotency.remember(self.conn, *remember)
-                except asyncpg.UniqueViolationError as exc:
-                    raise self.refusal(exc) from None
+        try:
+            async with self.conn.transaction():
+                await self._write_then_check(changed, read, headers, remember)
+        except asyncpg.DeadlockDetectedError:
+            # Two commands each checking what the other wrote: PostgreSQL rolls one back; it re-runs.
+            raise ConcurrencyError(changed[0][1].id if changed else "") from None
+
+    async def _write_then_check(
+        self,
+        changed: list[Tracked],
+        read: list[Tracked],
+        headers: Headers,
+        remember: tuple[str, str | None, str] | None,
+    ) -> None:
+        for tracked in changed:
+            store, aggregate = tracked
+            try:
+                await store.save(self.conn, aggregate)
+            except asyncpg.UniqueViolationError as exc:
+                raise self.refusal(exc, tracked) from None
+            await self.outbox.append(self.conn, aggregate, headers)
+        if changed:
+            for store, aggregate in read:
+                await store.ensure_unchanged(self.conn, aggregate)
+            for check in self._rechecks:
+                await check.ensure_unchanged(self.conn)
+        if remember is not None:
+            try:
+                await idempotency.remember(self.conn, *remember)
+            except asyncpg.UniqueViolationError as exc:
+                raise self.refusal(exc) from None
 
     def refusal(self, exc: asyncpg.UniqueViolationError, saving: Tracked | None = None) -> Exception:
         """What a unique violation at commit tells the client: a request with the same idempotency key

@@ -26,6 +26,7 @@ PRECONDITIONS: dict[str, tuple[str, ...]] = {
     "discontinueProduct": ("activateProduct",),
     "archiveProduct": ("activateProduct", "discontinueProduct"),
     "activateVariant": ("deactivateVariant",),
+    "activateCategory": ("deactivateCategory",),
 }
 # Body fields that name aggregates or sub-entities, by operation id: their value, from the ids made for the
 # route (a field whose kind is made by a creating route gets one made first). Without those ids the
@@ -33,6 +34,12 @@ PRECONDITIONS: dict[str, tuple[str, ...]] = {
 REFERENCES: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = {
     "changeProductCategory": {"category_id": lambda ids: ids["category_id"]},
     "reorderProductImages": {"image_ids": lambda ids: ids["image_ids"][::-1]},
+    "moveCategory": {"parent_category_id": lambda ids: ids["parent_category_id"]},
+}
+# Body fields that must name an aggregate of their own, besides the route's (a category's new parent): the
+# field and the id its aggregate's creator answers with. `Routes.target` makes one, kept in the ids.
+FRESH: dict[str, dict[str, str]] = {
+    "moveCategory": {"parent_category_id": "category_id"},
 }
 # Fields whose example is the value a new aggregate already has, so the example would change nothing.
 CHANGES: dict[str, dict[str, Any]] = {
@@ -194,6 +201,9 @@ def another_body(route: Route, body: dict[str, Any], ids: dict[str, Any] | None 
     for name, schema in route.body["properties"].items():
         if other != body or name not in other:
             continue
+        if name in FRESH.get(route.operation_id, {}):
+            other[name] = None  # naming no aggregate: a root, for a category's parent
+            continue
         choices = [v for m in members(schema) for v in m.get("enum", ()) if v != other[name]]
         if choices:
             other[name] = choices[0]
@@ -275,6 +285,10 @@ class Routes:
             if param not in target.ids:
                 assert param in self.creators, f"{route}: no write route creates {param}"
                 await self._create(client, self.creators[param], target)
+        for name, kind in FRESH.get(route.operation_id, {}).items():
+            answer = await send(client, self.creators[kind], {})
+            assert answer.status_code == 201, f"{name} of {route}: {answer.text}"
+            target.ids[name] = answer.json()[kind]
         for operation_id in PRECONDITIONS.get(route.operation_id, ()):
             answer = await send(client, self.by_id[operation_id], target.ids)
             assert answer.status_code in (200, 201), f"{operation_id} before {route}: {answer.text}"

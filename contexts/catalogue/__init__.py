@@ -45,6 +45,8 @@ module = ContextModule(
         categories.UpdateCategory: categories.update_category,
         categories.ReorderCategory: categories.reorder_category,
         categories.DeactivateCategory: categories.deactivate_category,
+        categories.MoveCategory: categories.move_category,
+        categories.ActivateCategory: categories.activate_category,
     },
     projections=PROJECTIONS,
     route_handlers=[

@@ -1,5 +1,29 @@
-"""The category tree: creating a category (under an existing, active parent), renaming, reordering and
-deactivating one."""
+"""The category tree: creating a category (under an existing, active parent), renaming, reordering,
+moving (with its whole subtree), deactivating and activating one.
+
+What a command decided on still holds at commit, also when it decided on other categories. No commit
+ever leaves a cycle, a level above 4, or a stored `level` that is not the category's depth:
+
+- A create under Q reads Q and its ancestors (Q's lineage) and inserts the child. A move of X under P
+  reads P's lineage and the subtree below X (its rows and which they are), and writes X and, when its
+  level changes, every node below it. Activation reads the parent and writes the category.
+- Every command re-checks its whole read at commit, after its writes and in the same transaction:
+  each row read must still be at the version read (`FOR SHARE`, held until commit), and the subtree
+  below X must still hold exactly the categories read.
+- Two commands where one writes a row R the other read: if the write comes first, the reader's check
+  waits for the writer's commit, sees a new version and fails; if the check comes first, the write waits
+  until the reader has committed, so the reader comes first in commit order and decided on the state
+  before the write. Each pair crossing both ways ends in a failed check or a deadlock that PostgreSQL
+  breaks by rolling one back. A failed command re-runs on fresh state.
+- A create (or a move) under Q adds a row to every subtree Q lies in, a row no version check sees. But
+  it tracks Q's whole lineage, which holds the root X of any such subtree, and a move of X writes X.
+  If the create's check of X comes first, the move's write of X waits until the create commits, so
+  the move's subtree re-check, later in its transaction, sees the new child and fails; otherwise the
+  create's check waits for the move and fails.
+- So the commits are equivalent to running the commands one at a time in commit order, each deciding on
+  exactly the state the previous ones left; each decision keeps the tree acyclic and every level at most
+  4, so every committed state does.
+"""
 
 from __future__ import annotations
 
@@ -43,12 +67,28 @@ class DeactivateCategory(CategoryCommand, frozen=True, kw_only=True, tag="catalo
     """Deactivate a category: nothing new can be filed in it."""
 
 
+@message
+class MoveCategory(CategoryCommand, frozen=True, kw_only=True, tag="catalogue.MoveCategory"):
+    """Move a category and its whole subtree under another active parent, or make it a root."""
+
+    parent_category_id: str | None
+
+
+@message
+class ActivateCategory(CategoryCommand, frozen=True, kw_only=True, tag="catalogue.ActivateCategory"):
+    """Activate an inactive category under an active parent."""
+
+
 async def create_category(command: CreateCategory, uow: UnitOfWork) -> Outcome:
     async with uow:
         categories = Categories(uow)
-        parent = await categories.referenced("parent_category_id", command.parent_category_id)
+        lineage = await categories.lineage("parent_category_id", command.parent_category_id)
         category = Category.create(
-            command.category_id, name=command.name, parent=parent, attributes=command.attributes, now=now()
+            command.category_id,
+            name=command.name,
+            parent=lineage[0] if lineage else None,
+            attributes=command.attributes,
+            now=now(),
         )
         categories.add(category)
         return await uow.commit(created_id=command.category_id)
@@ -76,3 +116,21 @@ async def deactivate_category(command: DeactivateCategory, uow: UnitOfWork) -> O
     return await change_category(
         uow, command.category_id, command.expected_version, lambda c: c.deactivate(now=now())
     )
+
+
+async def move_category(command: MoveCategory, uow: UnitOfWork) -> Outcome:
+    async with uow:
+        categories = Categories(uow)
+        category = await categories.get(command.category_id, command.expected_version)
+        lineage = await categories.lineage("parent_category_id", command.parent_category_id)
+        category.move(lineage, await categories.subtree(category), now=now())
+        return await uow.commit()
+
+
+async def activate_category(command: ActivateCategory, uow: UnitOfWork) -> Outcome:
+    async with uow:
+        categories = Categories(uow)
+        category = await categories.get(command.category_id, command.expected_version)
+        parent_id = category.state.parent_category_id
+        category.activate(None if parent_id is None else await categories.find(parent_id), now=now())
+        return await uow.commit()

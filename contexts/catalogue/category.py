@@ -1,12 +1,14 @@
 """The Category aggregate: a node of the category tree, at most four levels below a root. Pure domain code.
 
-The handler loads the parent and hands it in, so the depth and "parent is active" rules are checked
-here. Deactivating a category does not touch its children or products; it only stops new ones being
-filed under it.
+Each category keeps its own `level`. The handler loads the parent and hands it in, so the depth and
+"parent is active" rules are checked here. A move hands in the new parent's lineage (the cycle rule) and
+the moved category's whole subtree, whose levels shift with it (the depth rule). Deactivating a category
+does not touch its children or products; it only stops new ones being filed under it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +21,12 @@ from bus.errors import Validation
 from bus.messages import Event
 from contexts.catalogue import errors, values
 from contexts.catalogue.events import (
+    CategoryActivated,
     CategoryCreated,
     CategoryDeactivated,
     CategoryDetailsUpdated,
+    CategoryLevelChanged,
+    CategoryMoved,
     CategoryReordered,
 )
 
@@ -126,6 +131,46 @@ class Category(Aggregate):
         if not self.state.is_active:
             raise errors.CategoryAlreadyInactive(self.id)
         self._change(replace(self.state, is_active=False), now, CategoryDeactivated(category_id=self.id))
+
+    def activate(self, parent: Category | None, *, now: datetime) -> None:
+        """Active again, under an active `parent` (the category's own, or None for a root)."""
+        if self.state.is_active:
+            raise errors.CategoryAlreadyActive(self.id)
+        if parent and not parent.is_active:
+            raise errors.CategoryInactive(parent.id)
+        self._change(replace(self.state, is_active=True), now, CategoryActivated(category_id=self.id))
+
+    def move(self, lineage: Sequence[Category], descendants: Sequence[Category], *, now: datetime) -> None:
+        """Under `lineage[0]`, or a root when `lineage` is empty, taking `descendants` (the whole subtree)
+        along. `lineage` is the new parent and its ancestors, nearest first. The same parent is no change."""
+        parent = lineage[0] if lineage else None
+        parent_id = parent.id if parent else None
+        previous = self.state.parent_category_id
+        if parent_id == previous:
+            return
+        if any(ancestor.id == self.id for ancestor in lineage):
+            raise errors.CategoryCycle(self.id, parent_id or "")
+        if parent and not parent.is_active:
+            raise errors.CategoryInactive(parent.id)
+        level = parent.level + 1 if parent else 0
+        shift = level - self.level
+        if max((d.level for d in descendants), default=self.level) + shift > MAX_LEVEL or level > MAX_LEVEL:
+            raise errors.CategoryTooDeep(MAX_LEVEL)
+        moved = CategoryMoved(
+            category_id=self.id,
+            previous_parent_category_id=previous,
+            parent_category_id=parent_id,
+            level=level,
+        )
+        self._change(replace(self.state, parent_category_id=parent_id, level=level), now, moved)
+        if shift:
+            for descendant in descendants:
+                descendant._relevel(descendant.level + shift, now)
+
+    def _relevel(self, level: int, now: datetime) -> None:
+        self._change(
+            replace(self.state, level=level), now, CategoryLevelChanged(category_id=self.id, level=level)
+        )
 
     def _change(self, new: CategoryState, now: datetime, event: Event) -> None:
         self.state = replace(new, updated_at=now)

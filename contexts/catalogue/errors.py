@@ -102,6 +102,22 @@ class CategoryAlreadyInactive(Conflict):
         super().__init__(f"category {category_id} is already inactive")
 
 
+class CategoryAlreadyActive(Conflict):
+    kind = "category-already-active"
+
+    def __init__(self, category_id: str) -> None:
+        super().__init__(f"category {category_id} is already active")
+
+
+class CategoryCycle(Conflict):
+    kind = "category-cycle"
+
+    def __init__(self, category_id: str, parent_id: str) -> None:
+        super().__init__(
+            f"category {parent_id} is {category_id} or lies below it; a category cannot move under itself"
+        )
+
+
 class SkuTaken(Conflict):
     """Raised when the database refuses a second product with the same SKU (in any case)."""
 

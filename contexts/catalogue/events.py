@@ -239,3 +239,28 @@ class CategoryDeactivated(Event, frozen=True, kw_only=True, tag="catalogue.Categ
     """The category was deactivated: no product or child category can be filed in it any more."""
 
     category_id: str
+
+
+@message
+class CategoryMoved(Event, frozen=True, kw_only=True, tag="catalogue.CategoryMoved"):
+    """The category, with its whole subtree, moved under another parent (or became a root), at `level`."""
+
+    category_id: str
+    previous_parent_category_id: str | None
+    parent_category_id: str | None
+    level: int
+
+
+@message
+class CategoryLevelChanged(Event, frozen=True, kw_only=True, tag="catalogue.CategoryLevelChanged"):
+    """An ancestor of the category moved, taking it along to another depth of the tree."""
+
+    category_id: str
+    level: int
+
+
+@message
+class CategoryActivated(Event, frozen=True, kw_only=True, tag="catalogue.CategoryActivated"):
+    """The category was activated again: products and child categories can be filed in it."""
+
+    category_id: str

@@ -7,7 +7,8 @@ event it reflects, stamped by `ReadModel` after every event of the aggregate it 
 Events of different aggregates arrive in any order, so no read model stores a value that one aggregate's
 event would have to write into another aggregate's row. A product card's price range, variant count and
 primary image are recomputed by the stamp from the card's own per-variant and per-image rows. The category
-tree stores only each category's own fields and which products are filed where: breadcrumbs (a recursive
+tree stores only each category's own fields (its parent and level too: a move raises an event on every
+category whose level it changes) and which products are filed where: breadcrumbs (a recursive
 walk up the parents) and product counts (`count(*)` of the filed products) are computed when read. So they
 come out right whatever order the events came in — a child category before its parent, a product before
 its category — a renamed ancestor shows in every descendant's breadcrumb at once, at any depth, and no
@@ -40,6 +41,7 @@ PRODUCT_EVENTS: tuple[type, ...] = (
 )  # fmt: skip
 CATEGORY_EVENTS: tuple[type, ...] = (
     e.CategoryCreated, e.CategoryDetailsUpdated, e.CategoryReordered, e.CategoryDeactivated,
+    e.CategoryMoved, e.CategoryLevelChanged, e.CategoryActivated,
 )  # fmt: skip
 
 _STATUS_AFTER: dict[type, str] = {
@@ -360,10 +362,21 @@ class CategoryTree(ReadModel):
                     "UPDATE catalogue.category_nodes SET display_order = $2 WHERE category_id = $1",
                     event.category_id, event.display_order,
                 )  # fmt: skip
-            case e.CategoryDeactivated():
+            case e.CategoryDeactivated() | e.CategoryActivated():
                 await conn.execute(
-                    "UPDATE catalogue.category_nodes SET is_active = false WHERE category_id = $1",
-                    event.category_id,
+                    "UPDATE catalogue.category_nodes SET is_active = $2 WHERE category_id = $1",
+                    event.category_id, isinstance(event, e.CategoryActivated),
+                )  # fmt: skip
+            case e.CategoryMoved():
+                await conn.execute(
+                    "UPDATE catalogue.category_nodes SET parent_category_id = $2, level = $3"
+                    " WHERE category_id = $1",
+                    event.category_id, event.parent_category_id, event.level,
+                )  # fmt: skip
+            case e.CategoryLevelChanged():
+                await conn.execute(
+                    "UPDATE catalogue.category_nodes SET level = $2 WHERE category_id = $1",
+                    event.category_id, event.level,
                 )  # fmt: skip
             case e.ProductCreated():
                 await conn.execute(

@@ -11,6 +11,8 @@ Breadcrumbs and product counts are computed here, at read time, from the categor
 `projections`). The tree shows by default only active categories whose every ancestor is active: an
 inactive category hides its whole subtree. A category whose parent has not arrived yet is left out of
 the tree until it does, and an ancestor that has not arrived is missing from a breadcrumb until then.
+While the events of a move are on their way (each category's in its own order), a breadcrumb or the tree
+may show a moment no commit had, even a loop the walks stop at; they settle with the last event.
 """
 
 from __future__ import annotations
@@ -295,12 +297,13 @@ async def get_price_history(pool: asyncpg.Pool, product_id: str, *, viewer: View
 
 def _category(scoped: Scope) -> str:
     return f"""
-WITH RECURSIVE chain (category_id, parent_category_id, name, depth) AS (
-    SELECT category_id, parent_category_id, name, 0 FROM catalogue.category_nodes WHERE category_id = $1
+WITH RECURSIVE chain (category_id, parent_category_id, name, depth, path) AS (
+    SELECT category_id, parent_category_id, name, 0, ARRAY[category_id]
+    FROM catalogue.category_nodes WHERE category_id = $1
     UNION ALL
-    SELECT n.category_id, n.parent_category_id, n.name, chain.depth + 1
+    SELECT n.category_id, n.parent_category_id, n.name, chain.depth + 1, chain.path || n.category_id
     FROM catalogue.category_nodes n JOIN chain ON n.category_id = chain.parent_category_id
-    WHERE chain.depth < 16
+    WHERE chain.depth < 16 AND n.category_id <> ALL(chain.path)
 )
 SELECT {_columns(CategoryNode, "n.", but=("breadcrumb", "product_count"))},
     ARRAY(SELECT name FROM chain ORDER BY depth DESC) AS breadcrumb,

@@ -1,6 +1,6 @@
 """Product and Category repositories: whole state as JSON; product and variant SKUs, and the slugs of
 products not archived, kept unique (in any case) by the database, so two concurrent writes cannot both
-take one."""
+take one; each category's parent in a column of its own, so that a move finds the subtree below it."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from bus.errors import Invalid
+from bus.errors import ConcurrencyError, Invalid
 from bus.repository import Repository, change
 from bus.uow import Outcome, UnitOfWork
-from contexts.catalogue.category import Category, CategoryState
+from contexts.catalogue.category import MAX_LEVEL, Category, CategoryState
 from contexts.catalogue.commands import ProductCommand
 from contexts.catalogue.errors import AnotherSellersProduct, SkuTaken, SlugTaken, VariantSkuTaken
 from contexts.catalogue.events import VariantAdded
@@ -70,9 +70,39 @@ class Products(Repository[Product]):
             await conn.execute(_ADD_VARIANT_SKUS, keys, product.id, [e.variant_id for e in added])
 
 
+_BELOW = """
+WITH RECURSIVE below (id) AS (
+    SELECT id FROM catalogue.categories WHERE parent_id = $1
+    UNION
+    SELECT c.id FROM catalogue.categories c JOIN below ON c.parent_id = below.id
+)
+"""
+_SUBTREE = (
+    _BELOW + "SELECT c.state::text AS state, c.version FROM catalogue.categories c JOIN below USING (id)"
+)
+_SUBTREE_IDS = _BELOW + "SELECT coalesce(array_agg(id), '{}') FROM below"
+
+
+class Subtree:
+    """Which categories lie below one, as a command read them: at commit, after the command's writes,
+    the same must lie below it (the rows themselves are tracked one by one)."""
+
+    def __init__(self, root_id: str, ids: list[str]) -> None:
+        self.root_id = root_id
+        self.ids = sorted(ids)
+
+    async def ensure_unchanged(self, conn: asyncpg.Connection) -> None:
+        if sorted(await conn.fetchval(_SUBTREE_IDS, self.root_id)) != self.ids:
+            raise ConcurrencyError(self.root_id)
+
+
 class Categories(Repository[Category]):
     table = "catalogue.categories"
     what = "category"
+    lookups = ("parent_id",)
+
+    def lookup_values(self, category: Category) -> tuple[object, ...]:
+        return (category.state.parent_category_id,)
 
     def load(self, state: str, version: int) -> Category:
         return Category(_category_decoder.decode(state), version)
@@ -93,6 +123,27 @@ class Categories(Repository[Category]):
         if category is None:
             raise Invalid(field, "names no category")
         return category
+
+    async def lineage(self, field: str, parent_id: str | None) -> list[Category]:
+        """The parent a body refers to and its ancestors up to a root, nearest first, each tracked: a move
+        elsewhere of any of them changes the level (and the cycles) of whatever is filed below it."""
+        parent = await self.referenced(field, parent_id)
+        chain = [] if parent is None else [parent]
+        while chain and len(chain) <= MAX_LEVEL + 1 and (above := chain[-1].state.parent_category_id):
+            ancestor = await self.find(above)
+            if ancestor is None:
+                break
+            chain.append(ancestor)
+        return chain
+
+    async def subtree(self, category: Category) -> list[Category]:
+        """Every category below `category`, each tracked, and which they are re-checked at commit."""
+        rows = await self.uow.conn.fetch(_SUBTREE, category.id)
+        below = [self.load(row["state"], row["version"]) for row in rows]
+        for descendant in below:
+            self.uow.track(self, descendant)
+        self.uow.recheck(Subtree(category.id, [d.id for d in below]))
+        return below
 
 
 def _sellers_own(seller_id: str, product_id: str) -> Callable[[Product | None], None]:

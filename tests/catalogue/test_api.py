@@ -1176,6 +1176,66 @@ class TestCategoryCommands:
         assert problem["type"].endswith("category-already-inactive")
 
 
+class TestMoveCategory:
+    async def test_the_subtree_follows_in_levels_breadcrumbs_the_tree_and_search(self, client):
+        a, a1, a2 = await category_chain(client, ["Clothing", "Tops", "Tees"])
+        b, b1 = await category_chain(client, ["Outlet", "Summer"])
+        product = await create_product(client, category_id=a2)
+        assert_accepted(await client.put(f"/categories/{a1}/parent", json={"parent_category_id": b1}), 2)
+        node = (await until(client, f"/categories/{a2}", lambda n: n["level"] == 3)).json()
+        assert (node["breadcrumb"], node["version"]) == (["Outlet", "Summer", "Tops", "Tees"], 2)
+        moved = await category_node(client, a1, 2)
+        assert (moved["parent_category_id"], moved["level"]) == (b1, 2)
+        tree = (await client.get("/categories")).json()
+        assert find_node(find_node(tree["items"], b1)["children"], a2)["level"] == 3  # type: ignore[index]
+        cards = await until(client, f"/products?category_id={b}", lambda page: len(page["items"]) == 1)
+        assert [c["product_id"] for c in cards.json()["items"]] == [product]
+        assert (await client.get(f"/products?category_id={a}")).json()["items"] == []
+        assert_accepted(await client.put(f"/categories/{a1}/parent", json={"parent_category_id": None}), 3)
+        root = (await until(client, f"/categories/{a2}", lambda n: n["level"] == 1)).json()
+        assert root["breadcrumb"] == ["Tops", "Tees"]
+
+    async def test_the_same_parent_keeps_the_version(self, client):
+        a, a1 = await category_chain(client, ["A", "B"])
+        assert_accepted(await client.put(f"/categories/{a1}/parent", json={"parent_category_id": a}), 1)
+        assert_accepted(await client.put(f"/categories/{a}/parent", json={"parent_category_id": None}), 1)
+
+    async def test_a_cycle_too_deep_a_subtree_and_an_inactive_parent_are_409(self, client):
+        chain = await category_chain(client, ["L0", "L1", "L2", "L3"])
+        other = await category_chain(client, ["M0", "M1"])
+        for parent, kind in ((chain[0], "category-cycle"), (chain[2], "category-cycle"),
+                             (chain[3], "category-too-deep")):  # fmt: skip
+            moving = chain[0] if kind == "category-cycle" else other[0]
+            response = await client.put(f"/categories/{moving}/parent", json={"parent_category_id": parent})
+            assert assert_problem(response, 409)["type"].endswith(kind)
+        await client.put(f"/categories/{other[1]}/deactivate")
+        response = await client.put(f"/categories/{chain[1]}/parent", json={"parent_category_id": other[1]})
+        assert assert_problem(response, 409)["type"].endswith("category-inactive")
+
+    @pytest.mark.parametrize(
+        ("body", "status"),
+        [({}, 422), ({"parent_category_id": str(uuid.uuid4())}, 422), ({"parent_category_id": "nope"}, 422),
+         ({"parent_category_id": 3}, 422), ({"parent_category_id": None, "x": 1}, 422)],
+    )  # fmt: skip
+    async def test_a_missing_or_malformed_parent_is_422_naming_the_field(self, client, body, status):
+        category_id = await create_category(client)
+        assert_problem(await client.put(f"/categories/{category_id}/parent", json=body), status)
+
+
+class TestActivateCategory:
+    async def test_activation_under_an_active_parent_and_twice_409(self, client):
+        root, child = await category_chain(client, ["Root", "Child"])
+        await client.put(f"/categories/{child}/deactivate")
+        await client.put(f"/categories/{root}/deactivate")
+        problem = assert_problem(await client.put(f"/categories/{child}/activate"), 409)
+        assert problem["type"].endswith("category-inactive")
+        assert_accepted(await client.put(f"/categories/{root}/activate"), 3)
+        assert_accepted(await client.put(f"/categories/{child}/activate"), 3)
+        assert (await category_node(client, child, 3))["is_active"] is True
+        problem = assert_problem(await client.put(f"/categories/{child}/activate"), 409)
+        assert problem["type"].endswith("category-already-active")
+
+
 # --- GET /categories, GET /categories/{id} ---------------------------------------------------------
 
 

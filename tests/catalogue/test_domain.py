@@ -20,7 +20,9 @@ from contexts.catalogue import events, values
 from contexts.catalogue.category import MAX_LEVEL, Category
 from contexts.catalogue.errors import (
     ActiveVariantRequired,
+    CategoryAlreadyActive,
     CategoryAlreadyInactive,
+    CategoryCycle,
     CategoryInactive,
     CategoryTooDeep,
     CurrencyMismatch,
@@ -1506,6 +1508,101 @@ class TestDeactivateCategory:
         with pytest.raises(CategoryAlreadyInactive) as excinfo:
             node.deactivate(now=LATER)
         assert isinstance(excinfo.value, Conflict)
+
+
+def lineage(level: int, *, active: bool = True, prefix: str = "p") -> list[Category]:
+    """A category at `level` and its ancestors, nearest first, under ids of their own."""
+    nodes = [saved(Category.create(f"{prefix}-0", name="Root", parent=None, now=NOW))]
+    for n in range(1, level + 1):
+        nodes.append(saved(Category.create(f"{prefix}-{n}", name=f"P{n}", parent=nodes[-1], now=NOW)))
+    if not active:
+        nodes[-1].deactivate(now=NOW)
+        saved(nodes[-1])
+    return nodes[::-1]
+
+
+def subtree(depth: int) -> tuple[Category, list[Category]]:
+    """A root `m-0` with a chain of `depth` descendants below it."""
+    nodes = lineage(depth, prefix="m")[::-1]
+    return nodes[0], nodes[1:]
+
+
+class TestMoveCategory:
+    def test_the_category_moves_under_the_parent_and_its_subtree_shifts_levels(self) -> None:
+        moved, below = subtree(2)
+        moved.move(lineage(1), below, now=LATER)
+        assert moved.pending_events == [
+            events.CategoryMoved(
+                category_id="m-0", previous_parent_category_id=None, parent_category_id="p-1", level=2
+            )
+        ]
+        assert [only_event(d) for d in below] == [
+            events.CategoryLevelChanged(category_id="m-1", level=3),
+            events.CategoryLevelChanged(category_id="m-2", level=4),
+        ]
+        assert (moved.state.parent_category_id, moved.level, moved.state.updated_at) == ("p-1", 2, LATER)
+
+    def test_becoming_a_root_lifts_the_subtree(self) -> None:
+        moved, below = subtree(1)
+        moved.move(lineage(2), below, now=LATER)
+        for d in [moved, *below]:
+            saved(d)
+        moved.move([], below, now=LATER)
+        assert (moved.state.parent_category_id, moved.level, below[0].level) == (None, 0, 1)
+
+    def test_a_move_to_the_same_level_leaves_the_descendants_alone(self) -> None:
+        _, child, grandchild = lineage(2)[::-1]
+        child.move(lineage(0, prefix="r"), [grandchild], now=LATER)
+        assert child.level == 1 and grandchild.pending_events == []
+
+    def test_the_same_parent_is_no_change(self) -> None:
+        chain = lineage(2)
+        child = chain[0]
+        child.move(chain[1:], [], now=LATER)
+        assert child.pending_events == [] and child.version == 1
+
+    def test_under_itself_or_a_descendant_is_a_cycle(self) -> None:
+        chain = lineage(3)
+        top = chain[-1]
+        for parent in range(3):
+            with pytest.raises(CategoryCycle) as excinfo:
+                top.move(chain[parent:], [], now=LATER)
+            assert isinstance(excinfo.value, Conflict)
+        assert top.pending_events == []
+
+    def test_no_node_of_the_subtree_may_go_below_level_4(self) -> None:
+        moved, below = subtree(2)
+        with pytest.raises(CategoryTooDeep):
+            moved.move(lineage(2), below, now=LATER)  # the deepest would be at 5
+        assert moved.pending_events == [] and all(d.pending_events == [] for d in below)
+        with pytest.raises(CategoryTooDeep):
+            saved(Category.create("x", name="X", parent=None, now=NOW)).move(lineage(4), [], now=LATER)
+        moved.move(lineage(1), below, now=LATER)
+        assert below[-1].level == MAX_LEVEL
+
+    def test_an_inactive_parent_is_a_conflict(self) -> None:
+        moved, below = subtree(0)
+        with pytest.raises(CategoryInactive):
+            moved.move(lineage(1, active=False), below, now=LATER)
+
+
+class TestActivateCategory:
+    def test_an_inactive_category_under_an_active_parent_is_active_again(self) -> None:
+        node = category(1, active=False)
+        node.activate(category(0), now=LATER)
+        assert only_event(node) == events.CategoryActivated(category_id="cat-1")
+        assert node.is_active and node.state.updated_at == LATER
+
+    def test_a_root_needs_no_parent(self) -> None:
+        node = category(active=False)
+        node.activate(None, now=LATER)
+        assert node.is_active
+
+    def test_an_active_category_or_an_inactive_parent_is_a_conflict(self) -> None:
+        with pytest.raises(CategoryAlreadyActive):
+            category(1).activate(category(0), now=LATER)
+        with pytest.raises(CategoryInactive):
+            category(1, active=False).activate(category(0, active=False), now=LATER)
 
 
 class TestErrorKinds:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from contexts.catalogue.categories import CreateCategory, ReorderCategory, UpdateCategory
+from contexts.catalogue.categories import CreateCategory, MoveCategory, ReorderCategory, UpdateCategory
 from contexts.catalogue.details import UpdateProductDetails
 from contexts.catalogue.filing import ChangeProductCategory
 from contexts.catalogue.gallery import AddProductImage, ReorderProductImages
@@ -187,6 +187,11 @@ class NewCategory(Body, command=CreateCategory):
     name: CategoryName
     parent_category_id: CategoryReference | None = None
     attributes: Attributes | None = None
+
+
+class NewParent(Body, command=MoveCategory):
+    # Required: null makes the category a root, so that leaving the field out is not read as that.
+    parent_category_id: CategoryReference | None
 
 
 class CategoryChange(Body, command=UpdateCategory):

@@ -1,4 +1,5 @@
-"""Category routes: create, rename, reorder and deactivate a category; the tree and one node."""
+"""Category routes: create, rename, reorder, move, deactivate and activate a category; the tree and one
+node."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from litestar import Controller, Response, get, post, put
 from litestar.params import JSONBody, QueryParameter
 
 from contexts.catalogue import queries
-from contexts.catalogue.api import CategoryChange, CategoryCreated, NewCategory, Reorder
+from contexts.catalogue.api import CategoryChange, CategoryCreated, NewCategory, NewParent, Reorder
 from contexts.catalogue.api.parameters import (
     ADMINS,
     DEPENDENCIES,
@@ -18,7 +19,14 @@ from contexts.catalogue.api.parameters import (
     category_target,
     parse_category_id,
 )
-from contexts.catalogue.categories import CreateCategory, DeactivateCategory, ReorderCategory, UpdateCategory
+from contexts.catalogue.categories import (
+    ActivateCategory,
+    CreateCategory,
+    DeactivateCategory,
+    MoveCategory,
+    ReorderCategory,
+    UpdateCategory,
+)
 from contexts.edge import wire
 from contexts.edge.access import BEARER, BEARER_OPTIONAL, GUARDED
 from contexts.edge.bodies import command_from
@@ -102,6 +110,40 @@ class CategoryController(Controller):
     ) -> Response[Accepted]:
         """Nothing new can be filed in an inactive category; deactivating one twice is 409."""
         return await change(commands, DeactivateCategory, category_target(category_id), expected_version)
+
+    @put(
+        "/{category_id:str}/parent",
+        operation_id="moveCategory",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Move with its subtree",
+    )
+    async def move(
+        self,
+        commands: CommandRunner,
+        category_id: CategoryId,
+        expected_version: ExpectedVersion,
+        data: JSONBody[NewParent],  # type: ignore[valid-type]
+    ) -> Response[Accepted]:
+        """Under an existing (422), active (409) parent that is neither the category nor below it (409), with
+        room for the deepest node of the subtree at level 4 at most (409); `null` makes it a root. The same
+        parent changes nothing (the version stays)."""
+        return await change(commands, MoveCategory, category_target(category_id), expected_version, data)
+
+    @put(
+        "/{category_id:str}/activate",
+        operation_id="activateCategory",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[ADMINS],
+        summary="Activate",
+    )
+    async def activate(
+        self, commands: CommandRunner, category_id: CategoryId, expected_version: ExpectedVersion
+    ) -> Response[Accepted]:
+        """Only under an active parent (409); activating an active category is 409."""
+        return await change(commands, ActivateCategory, category_target(category_id), expected_version)
 
     @get("/", operation_id="getCategoryTree", responses=PROBLEMS, summary="The category tree")
     async def tree(
