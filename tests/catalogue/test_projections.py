@@ -8,13 +8,11 @@ Tests work on fresh ids, so they share the database without seeing each other's 
 from __future__ import annotations
 
 import base64
-import itertools
 import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,7 +20,7 @@ import msgspec
 import pytest
 
 from bus.errors import Invalid
-from bus.messages import Envelope, Event, encoder, registry
+from bus.messages import Envelope
 from contexts.catalogue import events as e
 from contexts.catalogue.projections import PROJECTIONS
 from contexts.catalogue.queries import (
@@ -33,26 +31,15 @@ from contexts.catalogue.queries import (
 )
 from contexts.catalogue.search import list_product_cards
 from contexts.catalogue.viewer import ADMIN, ANONYMOUS
-from shopstream.bootstrap import BUS
-from shopstream.migrate import Component, migrate_all
+from tests.projections import T0, Aggregate, migrated_for, moment
+from tests.projections import apply as apply_to
 
 pytestmark = pytest.mark.anyio
-
-MIGRATIONS = Path(__file__).resolve().parents[2] / "contexts" / "catalogue" / "migrations"
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-_tick = itertools.count(1)
-
-
-def moment() -> datetime:
-    """A fresh instant, later than every earlier one."""
-    return T0 + timedelta(milliseconds=next(_tick))
 
 
 @pytest.fixture(scope="module")
 async def database_url(create_database) -> str:
-    url = create_database("catalogue_projections")
-    await migrate_all({url: [BUS, Component("catalogue", MIGRATIONS)]})
-    return url
+    return await migrated_for(create_database, "catalogue")
 
 
 @pytest.fixture
@@ -61,40 +48,12 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
 
 
-class Aggregate:
-    """One aggregate's envelopes with increasing versions, as the outbox writes them."""
-
-    def __init__(self, aggregate_type: str) -> None:
-        self.type = aggregate_type
-        self.id = str(uuid.uuid4())
-        self.version = 0
-        self.last_at = T0
-
-    def __call__(self, event: Event, at: datetime | None = None) -> Envelope:
-        self.version += 1
-        self.last_at = at or moment()
-        return Envelope(
-            event_id=uuid.uuid4(),
-            type=event.tag(),
-            schema_version=event.schema_version,
-            context="catalogue",
-            aggregate_type=self.type,
-            aggregate_id=self.id,
-            aggregate_version=self.version,
-            occurred_at=self.last_at,
-            correlation_id=str(uuid.uuid4()),
-            causation_id=str(uuid.uuid4()),
-            traceparent=None,
-            payload=msgspec.Raw(encoder.encode(event)),
-        )
+def aggregate(aggregate_type: str) -> Aggregate:
+    return Aggregate(aggregate_type, "catalogue")
 
 
 async def apply(pool: asyncpg.Pool, *envelopes: Envelope) -> None:
-    for envelope in envelopes:
-        event = registry.decode(envelope.type, envelope.payload)
-        async with pool.acquire() as conn, conn.transaction():
-            for projection in PROJECTIONS:
-                await projection.apply(conn, envelope, event)
+    await apply_to(pool, PROJECTIONS, *envelopes)
 
 
 def created(product: Aggregate, **overrides: Any) -> Envelope:
@@ -182,7 +141,7 @@ class TestProductDetail:
     async def test_a_currency_change_writes_the_kept_tier_prices_with_the_new_minor_digits(
         self, db: asyncpg.Pool
     ) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         only, added = variant(p, "100.00", tier_prices={"Gold": Decimal("80.00")})
         changed = p(
             e.VariantPriceChanged(
@@ -199,7 +158,7 @@ class TestProductDetail:
     async def test_detail_holds_every_field_variants_in_order_added_and_images_by_display_order(
         self, db: asyncpg.Pool
     ) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         seller = str(uuid.uuid4())
         product_created = created(p, seller_id=seller, category_id="cat-1")
         first, added_first = variant(
@@ -268,7 +227,7 @@ class TestProductDetail:
         assert wire["variants"][0]["tier_prices"]["Platinum"] == "19.99"
 
     async def test_removing_the_primary_image_hands_the_flag_on(self, db: asyncpg.Pool) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         await apply(db, created(p))
         first, added_first = image(p, "https://img.example.com/1.jpg", primary=True, order=0)
         second, added_second = image(p, "https://img.example.com/2.jpg", primary=False, order=1)
@@ -291,7 +250,7 @@ class TestProductCards:
     async def test_price_range_stays_exact_after_a_cut_a_raise_and_an_addition(
         self, db: asyncpg.Pool
     ) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         seller = str(uuid.uuid4())
         await apply(db, created(p, seller_id=seller))
         cheap, added_cheap = variant(p, "10.10")
@@ -315,7 +274,7 @@ class TestProductCards:
         assert await price_range() == (Decimal("0.01"), Decimal("30.30"), 3, 7)
 
     async def test_primary_image_follows_additions_and_removals(self, db: asyncpg.Pool) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         seller = str(uuid.uuid4())
 
         async def primary() -> str | None:
@@ -341,7 +300,7 @@ class TestProductCards:
         assert await primary() is None
 
     async def test_card_follows_details_status_and_version(self, db: asyncpg.Pool) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         seller = str(uuid.uuid4())
         at = moment()
         await apply(
@@ -364,7 +323,7 @@ class TestProductCards:
     async def test_filters_by_category_seller_and_status(self, db: asyncpg.Pool) -> None:
         seller, other_seller = str(uuid.uuid4()), str(uuid.uuid4())
         shirts, shoes = str(uuid.uuid4()), str(uuid.uuid4())
-        a, b, c = Aggregate("Product"), Aggregate("Product"), Aggregate("Product")
+        a, b, c = aggregate("Product"), aggregate("Product"), aggregate("Product")
         await apply(
             db,
             created(a, seller_id=seller, category_id=shirts),
@@ -390,7 +349,7 @@ class TestProductCards:
     ) -> None:
         seller = str(uuid.uuid4())
         same_moment = moment()
-        products = [Aggregate("Product") for _ in range(23)]
+        products = [aggregate("Product") for _ in range(23)]
         await apply(
             db,
             *(
@@ -407,7 +366,7 @@ class TestProductCards:
             seen += [card.product_id for card in page.items]
             pages += 1
             # newer products, one older one, and one at the shared moment, between page reads
-            late = [Aggregate("Product") for _ in range(3)]
+            late = [aggregate("Product") for _ in range(3)]
             await apply(
                 db,
                 created(late[0], seller_id=seller),
@@ -426,7 +385,7 @@ class TestProductCards:
 
     async def test_the_last_page_has_no_cursor_and_limits_are_clamped(self, db: asyncpg.Pool) -> None:
         seller = str(uuid.uuid4())
-        await apply(db, *(created(Aggregate("Product"), seller_id=seller) for _ in range(3)))
+        await apply(db, *(created(aggregate("Product"), seller_id=seller) for _ in range(3)))
 
         assert len((await list_product_cards(db, seller_id=seller, limit=0, viewer=ADMIN)).items) == 1
         full = await list_product_cards(db, seller_id=seller, limit=3, viewer=ADMIN)
@@ -458,7 +417,7 @@ class TestProductCards:
 
 class TestPriceHistory:
     async def test_changes_come_newest_first_with_the_product_version(self, db: asyncpg.Pool) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         await apply(db, created(p))
         first, added_first = variant(p, "10.00")
         second, added_second = variant(p, "20.00")
@@ -482,7 +441,7 @@ class TestPriceHistory:
         assert msgspec.json.decode(msgspec.json.encode(history))["items"][0]["new_price"] == "8.75"
 
     async def test_a_known_product_without_changes_has_an_empty_history(self, db: asyncpg.Pool) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         await apply(db, created(p), variant(p, "1.00")[1])
 
         history = await get_price_history(db, p.id, viewer=ADMIN)
@@ -497,7 +456,7 @@ class TestCategories:
     async def test_renaming_a_root_renames_the_breadcrumb_of_a_level_3_category(
         self, db: asyncpg.Pool
     ) -> None:
-        chain = [Aggregate("Category") for _ in range(4)]
+        chain = [aggregate("Category") for _ in range(4)]
         names = ["Home", "Kitchen", "Knives", "Chef knives"]
         await apply(
             db,
@@ -521,8 +480,8 @@ class TestCategories:
     ) -> None:
         rng = random.Random(20260301)
         for run in range(80):
-            root, child, leaf = Aggregate("Category"), Aggregate("Category"), Aggregate("Category")
-            p1, p2, p3, p4 = (Aggregate("Product") for _ in range(4))
+            root, child, leaf = aggregate("Category"), aggregate("Category"), aggregate("Category")
+            p1, p2, p3, p4 = (aggregate("Product") for _ in range(4))
             streams = [
                 [category(root, "Home"), renamed(root, "House")],
                 [category(child, "Kitchen", root, 1)],
@@ -556,8 +515,8 @@ class TestCategories:
             assert (got[root.id].version, got[leaf.id].display_order) == (2, 3)  # type: ignore[union-attr]
 
     async def test_archived_products_leave_the_count(self, db: asyncpg.Pool) -> None:
-        cat = Aggregate("Category")
-        products = [Aggregate("Product") for _ in range(3)]
+        cat = aggregate("Category")
+        products = [aggregate("Product") for _ in range(3)]
         await apply(db, category(cat, "Lamps"), *(created(p, category_id=cat.id) for p in products))
         counted = await get_category(db, cat.id, viewer=ADMIN)
         archived = products[0]
@@ -577,8 +536,8 @@ class TestCategories:
     async def test_tree_orders_by_display_order_then_name_and_hides_inactive_subtrees(
         self, db: asyncpg.Pool
     ) -> None:
-        root = Aggregate("Category")
-        pears, apples, figs, dates, grapes = (Aggregate("Category") for _ in range(5))
+        root = aggregate("Category")
+        pears, apples, figs, dates, grapes = (aggregate("Category") for _ in range(5))
         await apply(
             db,
             category(root, "Fruit"),
@@ -614,7 +573,7 @@ class TestCategories:
     async def test_a_category_whose_parent_has_not_arrived_waits_outside_the_tree(
         self, db: asyncpg.Pool
     ) -> None:
-        root, child = Aggregate("Category"), Aggregate("Category")
+        root, child = aggregate("Category"), aggregate("Category")
         await apply(db, category(child, "Early", root, 1))
 
         tree = await get_category_tree(db, include_inactive=True)
@@ -646,7 +605,7 @@ def interleave(rng: random.Random, streams: list[list[Envelope]]) -> list[Envelo
 
 class TestProductCorrections:
     async def test_a_move_follows_in_detail_cards_and_both_categories_counts(self, db: asyncpg.Pool) -> None:
-        old, new, p = Aggregate("Category"), Aggregate("Category"), Aggregate("Product")
+        old, new, p = aggregate("Category"), aggregate("Category"), aggregate("Product")
         seller = str(uuid.uuid4())
         await apply(db, category(old, "Old"), category(new, "New"))
         await apply(db, created(p, seller_id=seller, category_id=old.id))
@@ -678,7 +637,7 @@ class TestProductCorrections:
     async def test_a_product_created_in_no_category_counts_once_moved_with_what_callers_may_see(
         self, db: asyncpg.Pool
     ) -> None:
-        cat, p = Aggregate("Category"), Aggregate("Product")
+        cat, p = aggregate("Category"), aggregate("Product")
         await apply(db, category(cat, "Lamps"), created(p, seller_id=str(uuid.uuid4())))
         await apply(db, variant(p, "5.00")[1], p(e.ProductActivated(product_id=p.id)))
         await apply(
@@ -700,7 +659,7 @@ class TestProductCorrections:
     async def test_visibility_follows_in_every_read_model_the_storefront_reads(
         self, db: asyncpg.Pool
     ) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         await apply(db, created(p, seller_id=str(uuid.uuid4())), variant(p, "5.00")[1])
         await apply(db, p(e.ProductActivated(product_id=p.id)))
         assert await get_product(db, p.id, viewer=ANONYMOUS) is not None
@@ -734,7 +693,7 @@ class TestProductCorrections:
         )
 
     async def test_a_variant_update_rewrites_its_attributes_and_measures(self, db: asyncpg.Pool) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         await apply(db, created(p))
         variant_id, added = variant(p, "5.00", weight_value=Decimal("1.5"))
         await apply(db, added)
@@ -756,7 +715,7 @@ class TestProductCorrections:
         assert (v.base_price, v.is_active, detail.version) == (Decimal("5.00"), True, 3)
 
     async def test_an_inactive_variant_leaves_the_cards_prices_and_comes_back(self, db: asyncpg.Pool) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         seller = str(uuid.uuid4())
         await apply(db, created(p, seller_id=seller))
         cheap, added_cheap = variant(p, "10.00")
@@ -781,7 +740,7 @@ class TestProductCorrections:
         assert await card() == (Decimal("10.00"), Decimal("20.00"), 2, True)
 
     async def test_the_primary_flag_moves_in_detail_and_card(self, db: asyncpg.Pool) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         seller = str(uuid.uuid4())
         await apply(db, created(p, seller_id=seller))
         one, added_one = image(p, "https://img.example.com/1.jpg", primary=True, order=0)
@@ -795,7 +754,7 @@ class TestProductCorrections:
         assert (card.primary_image_url, card.version) == ("https://img.example.com/2.jpg", 4)
 
     async def test_a_new_order_orders_the_detail_and_keeps_the_cards_primary(self, db: asyncpg.Pool) -> None:
-        p = Aggregate("Product")
+        p = aggregate("Product")
         seller = str(uuid.uuid4())
         await apply(db, created(p, seller_id=seller))
         ids = []

@@ -6,40 +6,25 @@ projection in its own transaction, as a consumer would, after a round trip throu
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
-import msgspec
 import pytest
 
-from bus.messages import Envelope, Event, encoder, registry
+from bus.messages import Envelope, registry
 from contexts.identity import events as e
 from contexts.identity.projections import PROJECTIONS
 from contexts.identity.queries import get_customer_card, get_customer_card_by
-from shopstream.bootstrap import BUS
-from shopstream.migrate import Component, migrate_all
+from tests.projections import Aggregate, migrated_for, moment
+from tests.projections import apply as apply_to
 
 pytestmark = pytest.mark.anyio
-
-MIGRATIONS = Path(__file__).resolve().parents[2] / "contexts" / "identity" / "migrations"
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-_tick = itertools.count(1)
-
-
-def moment() -> datetime:
-    """A fresh instant, later than every earlier one."""
-    return T0 + timedelta(milliseconds=next(_tick))
 
 
 @pytest.fixture(scope="module")
 async def database_url(create_database) -> str:
-    url = create_database("identity_projections")
-    await migrate_all({url: [BUS, Component("identity", MIGRATIONS)]})
-    return url
+    return await migrated_for(create_database, "identity")
 
 
 @pytest.fixture
@@ -48,29 +33,11 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
 
 
-class Customer:
+class Customer(Aggregate):
     """One customer's envelopes with increasing versions, each stamped when it happened."""
 
     def __init__(self) -> None:
-        self.id = str(uuid.uuid4())
-        self.version = 0
-
-    def __call__(self, event: Event) -> Envelope:
-        self.version += 1
-        return Envelope(
-            event_id=uuid.uuid4(),
-            type=event.tag(),
-            schema_version=event.schema_version,
-            context="identity",
-            aggregate_type="Customer",
-            aggregate_id=self.id,
-            aggregate_version=self.version,
-            occurred_at=moment(),
-            correlation_id=str(uuid.uuid4()),
-            causation_id=str(uuid.uuid4()),
-            traceparent=None,
-            payload=msgspec.Raw(encoder.encode(event)),
-        )
+        super().__init__("Customer", "identity")
 
     def registers(self, email: str) -> Envelope:
         return self(
@@ -86,11 +53,7 @@ class Customer:
 
 
 async def apply(pool: asyncpg.Pool, *envelopes: Envelope) -> None:
-    for envelope in envelopes:
-        event = registry.decode(envelope.type, envelope.payload)
-        async with pool.acquire() as conn, conn.transaction():
-            for projection in PROJECTIONS:
-                await projection.apply(conn, envelope, event)
+    await apply_to(pool, PROJECTIONS, *envelopes)
 
 
 async def holder(pool: asyncpg.Pool, email: str) -> str | None:
