@@ -116,12 +116,19 @@ class TokenVerifier:
     """Checks signature, `exp`, `nbf`, `iss` and `aud` (with a small clock leeway) and reads the role."""
 
     def __init__(
-        self, keys: Keys, issuer: str, audience: str, leeway: float, clock: Callable[[], float] = time.time
+        self,
+        keys: Keys,
+        issuer: str,
+        audience: str,
+        leeway: float,
+        max_lifetime: float = 86_400,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self.max_lifetime = max_lifetime
         self.clock = clock
         self._jwt = jwt.PyJWT(options={"require": _REQUIRED})
         # A client sends one token many times: once verified, only its validity window is checked again.
@@ -155,6 +162,9 @@ class TokenVerifier:
                 (text for kind, text in _REASONS if isinstance(exc, kind)), "The token is malformed."
             )
             raise TokenRefused(reason) from None
+        # A stolen token must not work for ever, whatever lifetime its issuer gave it.
+        if float(claims["exp"]) > self.clock() + self.max_lifetime + self.leeway:
+            raise TokenRefused("The token expires later than tokens may live here.")
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise TokenRefused("The token's `sub` claim is empty.")
@@ -195,7 +205,7 @@ class Authenticator:
             return Principal(refusal=str(exc))
 
 
-def _jwt_config(settings: Settings) -> tuple[Keys, str, str, float]:
+def _jwt_config(settings: Settings) -> tuple[Keys, str, str, float, float]:
     if settings.jwt_secret and settings.jwt_jwks:
         raise ConfigurationError(
             "configuration error: set SHOPSTREAM_JWT_SECRET or SHOPSTREAM_JWT_JWKS, not both"
@@ -216,7 +226,13 @@ def _jwt_config(settings: Settings) -> tuple[Keys, str, str, float]:
         if settings.jwt_secret
         else Keys.from_jwks(settings.jwt_jwks or "")
     )
-    return keys, settings.jwt_issuer or "", settings.jwt_audience or "", settings.jwt_leeway
+    return (
+        keys,
+        settings.jwt_issuer or "",
+        settings.jwt_audience or "",
+        settings.jwt_leeway,
+        settings.jwt_max_lifetime,
+    )
 
 
 class Authentication:

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from shopstream.bootstrap import Messaging
-from shopstream.settings import Settings
+from shopstream.settings import ConfigurationError, Settings
 
 STOP_TIMEOUT = 10.0  # seconds a stopping supervisor gets to finish its batches before it is killed
 # Seconds a server process may take to answer the parent's health ping: one that starts while the
@@ -95,7 +95,13 @@ async def run_worker(settings: Settings, context: str | None, metrics_port: int 
     stop_metrics = None
     try:
         if metrics_port:
-            stop_metrics = exposition.serve(settings.host, metrics_port)
+            try:
+                stop_metrics = exposition.serve(settings.host, metrics_port)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"--metrics-port {metrics_port} on {settings.host} cannot be served ({exc.strerror}): another"
+                    " process holds it; give each worker its own --metrics-port, or 0 for none"
+                ) from None
             print(f"  metrics:    http://{settings.host}:{metrics_port}/metrics", flush=True)
         supervisor = messaging.supervisor(None if context is None else [context])
         loop = asyncio.get_running_loop()

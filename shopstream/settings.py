@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -95,6 +96,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_leeway: Annotated[float, msgspec.Meta(ge=0, le=300)] = msgspec.field(
         default=30.0, name="SHOPSTREAM_JWT_LEEWAY"
     )
+    # The longest a token may still be valid for when it is first seen (seconds; default a day).
+    jwt_max_lifetime: Annotated[float, msgspec.Meta(ge=60, le=31_536_000)] = msgspec.field(
+        default=86_400.0, name="SHOPSTREAM_JWT_MAX_LIFETIME"
+    )
     traces_exporter: TracesExporter = msgspec.field(default="none", name="OTEL_TRACES_EXPORTER")
     otlp_protocol: OtlpProtocol | None = msgspec.field(default=None, name="OTEL_EXPORTER_OTLP_PROTOCOL")
     otlp_traces_protocol: OtlpProtocol | None = msgspec.field(
@@ -139,11 +144,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return env | {f"{name.upper()}_DATABASE_URL": url for name, url in self.context_database_urls.items()}
 
     def __repr__(self) -> str:
-        """The fields, with secrets masked: a logged Settings must not leak the admin token or JWT secret."""
+        """The fields, with secrets masked: a logged Settings must not leak the admin token, the JWT
+        secret or a password in a database or Redis URL."""
         shown = {f.name: getattr(self, f.name) for f in msgspec.structs.fields(self)}
         for secret in ("admin_token", "jwt_secret"):
             if shown[secret]:
                 shown[secret] = "<hidden>"
+        for name in ("database_url", "redis_url"):
+            shown[name] = without_password(shown[name])
+        shown["context_database_urls"] = {
+            k: without_password(v) for k, v in self.context_database_urls.items()
+        }
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def bus_config(self) -> BusConfig:
@@ -169,6 +180,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def context_names(self) -> tuple[str, ...]:
         return tuple(context_name(path) for path in self.contexts)
+
+
+def without_password(url: str | None) -> str | None:
+    """The URL with any password in it replaced by `<hidden>`."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}<hidden>@{host}"))
 
 
 _SECRETS = frozenset({"SHOPSTREAM_ADMIN_TOKEN", "SHOPSTREAM_JWT_SECRET"})

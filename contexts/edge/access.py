@@ -4,6 +4,7 @@ with `allow(...)` guards and check ownership of what they address themselves."""
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Any
 
@@ -48,8 +49,17 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     refusal: str | None = None
 
     def acting_as(self, role: Role) -> str | None:
-        """The caller's subject when it acts in `role` (and so only on its own); None for anyone else."""
-        return self.subject if self.role is role else None
+        """The caller's subject when it acts in `role` (and so only on its own); None for anyone else. A
+        seller's id is a UUID, compared as stored ids are written (lower case, hyphens); a customer's
+        external id is compared as given."""
+        if self.role is not role or self.subject is None:
+            return None
+        if role is Role.SELLER:
+            try:
+                return str(uuid.UUID(self.subject))
+            except ValueError:
+                return self.subject
+        return self.subject
 
 
 ANONYMOUS = Principal()

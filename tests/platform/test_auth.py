@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from contexts.edge.access import EVERYONE, Role
+from contexts.edge.access import EVERYONE, Principal, Role
 from shopstream.auth import (
     Authenticator,
     Keys,
@@ -167,6 +167,23 @@ class TestSharedSecret:
         now[0] += 1
         with pytest.raises(TokenRefused, match="expired"):
             verifier.verify(token)
+
+    def test_a_token_living_longer_than_allowed_is_refused(self):
+        now = float(int(time.time()))
+        verifier = TokenVerifier(
+            Keys.shared_secret(SECRET), ISSUER, AUDIENCE, 30, max_lifetime=3600, clock=lambda: now
+        )
+        assert verifier.verify(hs256("admin", "a", exp=int(now) + 3600)).verified
+        with pytest.raises(TokenRefused, match="later than tokens may live"):
+            verifier.verify(hs256("admin", "a", exp=int(now) + 3600 + 31))
+        with pytest.raises(TokenRefused, match="later than tokens may live"):
+            verifier.verify(hs256("admin", "a", exp=10**12))
+
+    def test_a_sellers_id_is_compared_as_stored_and_a_customers_as_given(self):
+        seller = Principal(role=Role.SELLER, subject="4F8E2A10-5C3B-4D6E-9F7A-1B2C3D4E5F60", verified=True)
+        assert seller.acting_as(Role.SELLER) == "4f8e2a10-5c3b-4d6e-9f7a-1b2c3d4e5f60"
+        customer = Principal(role=Role.CUSTOMER, subject="CRM-4F8E2A10-5C3B", verified=True)
+        assert customer.acting_as(Role.CUSTOMER) == "CRM-4F8E2A10-5C3B"
 
     def test_other_schemes_count_as_no_token(self, authenticator):
         assert authenticator.identify(b"Basic b3BzOnRva2Vu").refusal is None

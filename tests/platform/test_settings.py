@@ -1,5 +1,10 @@
 """Settings come from the environment; a bad value fails with one line naming the variable."""
 
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 
 from shopstream.settings import ConfigurationError, Settings
@@ -78,3 +83,36 @@ def test_the_admin_token_is_never_echoed():
     settings = Settings.from_env({"SHOPSTREAM_ADMIN_TOKEN": token})
     assert settings.admin_token == token
     assert token not in repr(settings) and "admin_token='<hidden>'" in repr(settings)
+
+
+def test_passwords_in_urls_are_never_shown():
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://shop:pg-secret@db:5432/shop",
+            "IDENTITY_DATABASE_URL": "postgresql://id:id-secret@db/identity",
+            "REDIS_URL": "redis://:redis-secret@cache:6379/0",
+        }
+    )
+    shown = repr(settings)
+    assert "pg-secret" not in shown and "id-secret" not in shown and "redis-secret" not in shown
+    assert "postgresql://shop:<hidden>@db:5432/shop" in shown and "redis://:<hidden>@cache:6379/0" in shown
+    assert settings.database_url == "postgresql://shop:pg-secret@db:5432/shop"  # only the repr hides it
+
+
+def test_a_worker_on_a_taken_metrics_port_stops_with_one_line_naming_it(settings):
+    with socket.socket() as taken:
+        taken.bind((settings.host, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")} | settings.to_env()
+        done = subprocess.run(
+            [sys.executable, "-m", "shopstream.cli", "worker", "--metrics-port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"shopstream: --metrics-port {port} on {settings.host} cannot be served")
+    assert "Traceback" not in done.stderr

@@ -194,11 +194,10 @@ def viewer_of(request: ASGIConnection[Any, Any, Any, Any]) -> viewer.Viewer:
     principal = principal_of(request)
     if principal.role is Role.ADMIN:
         return viewer.ADMIN
-    if principal.role is Role.SELLER and principal.subject:
-        subject = principal.subject
-        return viewer.seller(str(uuid.UUID(subject)) if re.fullmatch(wire.UUID_PATTERN, subject) else subject)
-    if principal.role is Role.CUSTOMER and principal.subject:
-        return viewer.customer(principal.subject)
+    if (seller := principal.acting_as(Role.SELLER)) is not None:
+        return viewer.seller(seller)
+    if (customer := principal.acting_as(Role.CUSTOMER)) is not None:
+        return viewer.customer(customer)
     return viewer.ANONYMOUS
 
 
