@@ -51,6 +51,13 @@ class VariantAlreadyActive(Conflict):
         super().__init__(f"variant {variant_id} is already active")
 
 
+class VariantLimitReached(Conflict):
+    kind = "variant-limit-reached"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a product has at most {limit} variants")
+
+
 class ImageLimitReached(Conflict):
     kind = "image-limit-reached"
 

@@ -18,6 +18,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from bus.errors import Invalid, Validation
 from contexts.checks import choice as choice  # re-exported: catalogue code checks fields from here
 from contexts.checks import optional_text as optional_text
@@ -32,6 +34,8 @@ MAX_DISPLAY_ORDER = 2_147_483_647
 MAX_URL = 500
 MAX_SLUG = 200
 MAX_ATTRIBUTE_DEPTH = 32
+MAX_ATTRIBUTE_KEYS = 100  # per object, at any depth
+MAX_ATTRIBUTE_BYTES = 16 * 1024  # encoded as JSON: attributes travel with every event and read
 PRICED_TIERS = (Tier.SILVER, Tier.GOLD, Tier.PLATINUM)
 
 _SKU = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
@@ -148,8 +152,9 @@ def seller_id(value: str | None) -> str | None:
 
 
 def attributes(field: str, value: dict[str, Any] | None) -> dict[str, Any]:
-    """A JSON object with string keys (absent = empty). PostgreSQL jsonb holds neither U+0000 nor
-    non-finite numbers, so both are refused at any depth rather than failing when saving."""
+    """A JSON object with string keys (absent = empty), at most `MAX_ATTRIBUTE_KEYS` keys per object
+    and `MAX_ATTRIBUTE_BYTES` encoded. PostgreSQL jsonb holds neither U+0000 nor non-finite numbers, so
+    both are refused at any depth rather than failing when saving."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -160,6 +165,8 @@ def attributes(field: str, value: dict[str, Any] | None) -> dict[str, Any]:
         if depth > MAX_ATTRIBUTE_DEPTH and isinstance(node, dict | list | tuple):
             raise Invalid(field, f"must not nest objects and arrays more than {MAX_ATTRIBUTE_DEPTH} deep")
         if isinstance(node, dict):
+            if len(node) > MAX_ATTRIBUTE_KEYS:
+                raise Invalid(field, f"must hold at most {MAX_ATTRIBUTE_KEYS} keys per object")
             for key, item in node.items():
                 if not isinstance(key, str):
                     raise Invalid(field, "keys must be strings")
@@ -169,6 +176,8 @@ def attributes(field: str, value: dict[str, Any] | None) -> dict[str, Any]:
             pending.extend((item, depth + 1) for item in node)
         else:
             _json_scalar(field, node)
+    if len(msgspec.json.encode(value)) > MAX_ATTRIBUTE_BYTES:
+        raise Invalid(field, f"must encode to at most {MAX_ATTRIBUTE_BYTES // 1024} KiB of JSON")
     return dict(value)
 
 

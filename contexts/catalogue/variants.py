@@ -84,7 +84,12 @@ def find(variants: Variants, variant_id: str) -> Variant:
     raise errors.VariantNotFound(variant_id)
 
 
+MAX_VARIANTS = 100  # every variant is repeated in each event and read of the product
+
+
 def add(variants: Variants, variant: Variant) -> Variants:
+    if len(variants) >= MAX_VARIANTS:
+        raise errors.VariantLimitReached(MAX_VARIANTS)
     if any(v.variant_id == variant.variant_id for v in variants):
         raise errors.VariantExists(variant.variant_id)
     if any(v.variant_sku == variant.variant_sku for v in variants):

@@ -1653,3 +1653,29 @@ def _modules(tree: ast.AST) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
     return found
+
+
+class TestBounds:
+    def test_a_product_holds_at_most_100_variants(self):
+        from contexts.catalogue.errors import VariantLimitReached
+        from contexts.catalogue.variants import MAX_VARIANTS
+
+        product = with_variants(MAX_VARIANTS)
+        with pytest.raises(VariantLimitReached) as refused:
+            product.add_variant("one-more", **variant(variant_sku="LAMP-MORE"))
+        assert (
+            refused.value.status == 409 and product.version == MAX_VARIANTS + 1
+        )  # created, then its variants
+
+    @pytest.mark.parametrize(
+        ("attributes", "message"),
+        [
+            ({f"k{n}": n for n in range(101)}, "at most 100 keys per object"),
+            ({"nested": {f"k{n}": n for n in range(101)}}, "at most 100 keys per object"),
+            ({"text": "x" * (16 * 1024)}, "at most 16 KiB of JSON"),
+        ],
+    )
+    def test_attributes_are_bounded(self, attributes, message):
+        with pytest.raises(Invalid, match=message):
+            values.attributes("attributes", attributes)
+        assert values.attributes("attributes", {f"k{n}": n for n in range(100)})
