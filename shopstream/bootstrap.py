@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from bus.bus import Bus, Route
 from bus.config import BusConfig
 from bus.conformance import NonConformingContext, check_tables
-from bus.consumer import Consumer
+from bus.consumer import Consumer, groups
 from bus.inbox import Inbox
 from bus.maintenance import Maintenance
 from bus.messages import registry
@@ -25,7 +25,7 @@ from bus.versions import VersionKeeper
 from observability import metrics
 from shopstream.contexts import CONTEXTS, load
 from shopstream.migrate import Component, migrate_all
-from shopstream.settings import Settings
+from shopstream.settings import ConfigurationError, Settings
 
 BUS = Component("bus", files("bus") / "migrations")
 
@@ -141,6 +141,18 @@ class Messaging:
                 _check_source(module.name, projection.name, source, resources.pools)
                 self.inboxes[projection.name] = Inbox(projection, self.outboxes[source], registry)
                 self.owners[projection.name] = module.name
+        unknown = sorted(set(config.isolated) - set(self.inboxes))
+        if unknown:
+            raise ConfigurationError(
+                f"SHOPSTREAM_ISOLATED_PROJECTIONS names no projection: {', '.join(unknown)};"
+                f" known: {', '.join(self.inboxes)}"
+            )
+        # consumer group -> the projections it keeps (`bus.consumer.groups`)
+        self.groups = {
+            name: [inbox.name for inbox in members]
+            for name, members in groups(self.inboxes, self.owners, config.isolated).items()
+        }
+        self.group_of = {projection: name for name, kept in self.groups.items() for projection in kept}
 
     @classmethod
     async def open(cls, settings: Settings, modules: Sequence[ContextModule] | None = None) -> Messaging:
@@ -164,12 +176,25 @@ class Messaging:
         return Relay(self.outboxes[context], self.pool_of(context), self.redis, self.config)
 
     def consumer(self, name: str) -> Consumer:
-        return Consumer(self.inboxes[name], self.pool_of(self.owners[name]), self.redis, self.config)
+        """The consumer of a group, or of the group that keeps the projection `name`."""
+        group = name if name in self.groups else self.group_of[name]
+        kept = self.groups[group]
+        inboxes = [self.inboxes[projection] for projection in kept]
+        return Consumer(inboxes, self.pool_of(self.owners[kept[0]]), self.redis, self.config, name=group)
 
     def inboxes_of(self, contexts: Iterable[str]) -> dict[str, Inbox]:
         """The inboxes of the projections the given contexts keep."""
         chosen = set(contexts)
         return {name: inbox for name, inbox in self.inboxes.items() if self.owners[name] in chosen}
+
+    def groups_of(self, contexts: Iterable[str]) -> list[str]:
+        """The consumer groups that keep the projections of the given contexts."""
+        kept = self.inboxes_of(contexts)
+        return [name for name, projections in self.groups.items() if projections[0] in kept]
+
+    def groups_reading(self, source: str) -> list[str]:
+        """The consumer groups that read the streams of `source`."""
+        return [name for name, kept in self.groups.items() if self.inboxes[kept[0]].outbox.context == source]
 
     def supervisor(self, contexts: Iterable[str] | None = None) -> Supervisor:
         """Relays and consumers of the given contexts (default: all)."""
@@ -178,7 +203,7 @@ class Messaging:
         for context in sorted(chosen):
             listen_dsn = self.resources.settings.database_url_for(context)
             tasks[f"relay:{context}"] = partial(_run_relay, self.relay(context), listen_dsn)
-        for name in self.inboxes_of(chosen):
+        for name in self.groups_of(chosen):
             tasks[f"consumer:{name}"] = self.consumer(name).run
         for context in sorted(chosen):
             kept = list(self.inboxes_of([context]).values())
@@ -188,13 +213,13 @@ class Messaging:
         for context in sorted(chosen):
             pool = self.pool_of(context)
             by_pool.setdefault(id(pool), (pool, []))[1].append(self.outboxes[context])
-        groups = [
-            (self.config.stream(inbox.outbox.context, partition), name)
-            for name, inbox in self.inboxes_of(chosen).items()
+        measured_groups = [
+            (self.config.stream(self.inboxes[self.groups[name][0]].outbox.context, partition), name)
+            for name in self.groups_of(chosen)
             for partition in range(self.config.partitions)
         ]
         for index, (pool, outboxes) in enumerate(by_pool.values()):
-            redis, measured = (self.redis, groups) if index == 0 else (None, ())
+            redis, measured = (self.redis, measured_groups) if index == 0 else (None, ())
             tasks[f"maintenance:{index}"] = Maintenance(pool, outboxes, redis=redis, groups=measured).run
         return Supervisor(tasks, self.config.shutdown_grace)
 

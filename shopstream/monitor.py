@@ -71,7 +71,7 @@ class Monitor:
                 config.stream(context, partition),
                 context,
                 partition,
-                tuple(name for name, inbox in messaging.inboxes.items() if inbox.outbox.context == context),
+                tuple(messaging.groups_reading(context)),
             )
             for context in messaging.modules
             for partition in range(config.partitions)

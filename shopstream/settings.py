@@ -61,6 +61,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         default=8, name="SHOPSTREAM_RETRY_ATTEMPTS"
     )
     reclaim_idle: Positive = msgspec.field(default=60.0, name="SHOPSTREAM_RECLAIM_IDLE")
+    # After a read short of a batch, a consumer pauses this long (seconds; 0: never) so the next finds more.
+    consumer_linger: Annotated[float, msgspec.Meta(ge=0, le=1)] = msgspec.field(
+        default=0.005, name="SHOPSTREAM_CONSUMER_LINGER"
+    )
+    # Projections consumed by a Redis consumer group of their own instead of their context's shared one.
+    isolated_projections: tuple[
+        Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")], ...
+    ] = msgspec.field(default=(), name="SHOPSTREAM_ISOLATED_PROJECTIONS")
     reconcile_grace: Positive = msgspec.field(default=30.0, name="SHOPSTREAM_RECONCILE_GRACE")
     lease_ttl: Positive = msgspec.field(default=10.0, name="SHOPSTREAM_LEASE_TTL")
     command_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = msgspec.field(
@@ -118,8 +126,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raw[name] = (
                     value.upper() if name == "LOG_LEVEL" else value.lower() if name in _LOWERED else value
                 )
-        if "SHOPSTREAM_CONTEXTS" in raw:
-            raw["SHOPSTREAM_CONTEXTS"] = [p.strip() for p in str(raw["SHOPSTREAM_CONTEXTS"]).split(",")]
+        for listed in ("SHOPSTREAM_CONTEXTS", "SHOPSTREAM_ISOLATED_PROJECTIONS"):
+            if listed in raw:
+                raw[listed] = [p.strip() for p in str(raw[listed]).split(",") if p.strip()]
         try:
             settings = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
@@ -165,6 +174,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             retry_cap=self.retry_cap,
             retry_attempts=self.retry_attempts,
             reclaim_idle=self.reclaim_idle,
+            linger=self.consumer_linger,
+            isolated=self.isolated_projections,
             reconcile_grace=self.reconcile_grace,
             reconcile_interval=min(10.0, self.reconcile_grace / 3),
             lease_ttl=self.lease_ttl,
