@@ -217,6 +217,8 @@ class Relay:
                     continue
                 if count == self.config.relay_batch:
                     continue  # more is waiting
+                if count and self.config.linger > 0:
+                    await asyncio.sleep(self.config.linger)  # let the next claim find a batch
                 await self._sleep(stopping)
         finally:
             if listener is not None:

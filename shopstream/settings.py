@@ -61,9 +61,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         default=8, name="SHOPSTREAM_RETRY_ATTEMPTS"
     )
     reclaim_idle: Positive = msgspec.field(default=60.0, name="SHOPSTREAM_RECLAIM_IDLE")
-    # After a read short of a batch, a consumer pauses this long (seconds; 0: never) so the next finds more.
-    consumer_linger: Annotated[float, msgspec.Meta(ge=0, le=1)] = msgspec.field(
-        default=0.005, name="SHOPSTREAM_CONSUMER_LINGER"
+    # After a relay claim or consumer read short of a batch, pause this long (seconds; 0: never) so that
+    # the next finds more: moderate load is handled in batches as a backlog is.
+    linger: Annotated[float, msgspec.Meta(ge=0, le=1)] = msgspec.field(
+        default=0.005, name="SHOPSTREAM_LINGER"
     )
     # Projections consumed by a Redis consumer group of their own instead of their context's shared one.
     isolated_projections: tuple[
@@ -174,7 +175,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             retry_cap=self.retry_cap,
             retry_attempts=self.retry_attempts,
             reclaim_idle=self.reclaim_idle,
-            linger=self.consumer_linger,
+            linger=self.linger,
             isolated=self.isolated_projections,
             reconcile_grace=self.reconcile_grace,
             reconcile_interval=min(10.0, self.reconcile_grace / 3),
