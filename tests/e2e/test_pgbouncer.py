@@ -155,7 +155,13 @@ def with_application_name(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def bounced(bouncer: Bouncer, create_database, redis_url: str, redis_prefix: str) -> Settings:
+def bounced(
+    bouncer: Bouncer,
+    create_database,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Settings:
     """Settings of a fresh database: pooled through PgBouncer, direct to PostgreSQL (marked by its
     application_name, so the tests see which connections went where)."""
     direct = create_database("pgbouncer")
@@ -165,7 +171,7 @@ def bounced(bouncer: Bouncer, create_database, redis_url: str, redis_prefix: str
         db_statement_cache_size=0,
         redis_url=redis_url,
         redis_prefix=f"{redis_prefix}-pgbouncer-{uuid.uuid4().hex[:6]}",
-        data_dir=tempfile.mkdtemp(prefix="shopstream-pgbouncer-data-"),
+        data_dir=str(tmp_path_factory.mktemp("pgbouncer")),
     )
 
 
@@ -305,6 +311,27 @@ async def test_a_rebuild_holds_its_lock_on_the_direct_url(migrated: Settings):
             assert await advisory_locks(conn) == 0
             cards = await conn.fetchval("SELECT count(*) FROM identity.customer_cards")
             assert cards == await conn.fetchval("SELECT count(*) FROM identity.customers")
+
+
+async def test_a_rebuild_whose_lock_connection_dies_stops_and_a_later_one_resumes(migrated: Settings):
+    async with woken_only_by_notify(migrated) as messaging:
+        await messaging.bus.execute(registration())
+        pool = messaging.pool_of("identity")
+        inbox = messaging.inboxes[CARDS]
+        direct = messaging.direct_url_of("identity")
+        async with direct_connection(migrated) as conn, direct_connection(migrated) as blocker:
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE bus.consumer_positions IN SHARE MODE")
+                rebuilding = asyncio.create_task(Rebuild(pool, inbox, batch=2, lock_dsn=direct).run())
+                holder = await until_row(conn, HOLDER.replace("a.application_name", "a.pid"))
+                assert await conn.fetchval("SELECT pg_terminate_backend($1)", holder["pid"])
+                gone = "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)"
+                await until_row(conn, gone, holder["pid"])
+            with pytest.raises(ConnectionError, match="rebuild lock"):
+                await rebuilding  # not on without its lock, beside a rebuilder that took it meanwhile
+            progress = await Rebuild(pool, inbox, lock_dsn=direct).run()
+            assert progress.swapped
+            assert await advisory_locks(conn) == 0
 
 
 async def test_the_rebuild_command_behind_pgbouncer(migrated: Settings, bouncer: Bouncer):
