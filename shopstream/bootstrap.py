@@ -41,11 +41,12 @@ def modules_of(settings: Settings) -> tuple[ContextModule, ...]:
 
 
 async def prepare(settings: Settings, modules: Sequence[ContextModule] | None = None) -> list[str]:
-    """Apply pending migrations, then check each context's tables are as its code needs them."""
+    """Apply pending migrations, then check each context's tables are as its code needs them (both on
+    the direct connection: a migration holds a session advisory lock)."""
     modules = modules or modules_of(settings)
     applied = await migrate_all(migration_plan(settings, modules))
     for module in modules:
-        url = settings.database_url_for(module.name)
+        url = settings.direct_database_url_for(module.name)
         conn = await asyncpg.connect(url)
         try:
             await check_tables(conn, module)
@@ -57,10 +58,11 @@ async def prepare(settings: Settings, modules: Sequence[ContextModule] | None = 
 def migration_plan(
     settings: Settings, modules: Sequence[ContextModule] | None = None
 ) -> dict[str, list[Component]]:
-    """Components per database URL: the bus's tables in every database, each context in its own."""
+    """Components per database (its direct URL): the bus's tables in every database, each context in its
+    own."""
     plan: dict[str, list[Component]] = {}
     for module in modules or modules_of(settings):
-        url = settings.database_url_for(module.name)
+        url = settings.direct_database_url_for(module.name)
         if url is None:
             raise ValueError(f"no database configured for context {module.name!r}")
         plan.setdefault(url, [BUS]).append(Component(module.name, module.migrations))
@@ -68,9 +70,10 @@ def migration_plan(
 
 
 class PooledConnection(asyncpg.Connection):
-    """Pooled connections never change session state (LISTEN and advisory locks use connections of
-    their own; settings are only ever `SET LOCAL`), so returning one to the pool needs no reset
-    query: one round trip less per command."""
+    """Pooled connections never change session state (LISTEN and session advisory locks use connections
+    of their own, to the direct URL; settings are only ever `SET LOCAL`), so returning one to the pool
+    needs no reset query: one round trip less per command. The same holds them safe behind a pooler in
+    transaction mode, which may hand each transaction another server connection."""
 
     def get_reset_query(self) -> str:
         return ""
@@ -96,6 +99,7 @@ class Resources:
                     max_size=self.settings.db_pool_size,
                     command_timeout=30,
                     connection_class=PooledConnection,
+                    statement_cache_size=self.settings.db_statement_cache_size,
                 )
             self.pools[context] = by_url[url]
         metrics.db_pools.watch(self.pools)
@@ -167,6 +171,12 @@ class Messaging:
     def pool_of(self, context: str) -> asyncpg.Pool:
         return self.resources.pools[context]
 
+    def direct_url_of(self, context: str) -> str:
+        """Where the context's session state lives (LISTEN, session advisory locks): its direct URL."""
+        url = self.resources.settings.direct_database_url_for(context)
+        assert url is not None, "settings must be resolved before opening resources"
+        return url
+
     @property
     def redis(self) -> Redis:
         assert self.resources.redis is not None
@@ -201,14 +211,15 @@ class Messaging:
         chosen = set(self.modules if contexts is None else contexts)
         tasks: dict[str, Task] = {}
         for context in sorted(chosen):
-            listen_dsn = self.resources.settings.database_url_for(context)
+            listen_dsn = self.direct_url_of(context)
             tasks[f"relay:{context}"] = partial(_run_relay, self.relay(context), listen_dsn)
         for name in self.groups_of(chosen):
             tasks[f"consumer:{name}"] = self.consumer(name).run
         for context in sorted(chosen):
             kept = list(self.inboxes_of([context]).values())
             if kept:  # rebuilds, in the background, each projection whose code changed its version
-                tasks[f"versions:{context}"] = VersionKeeper(self.pool_of(context), kept).run
+                keeper = VersionKeeper(self.pool_of(context), kept, lock_dsn=self.direct_url_of(context))
+                tasks[f"versions:{context}"] = keeper.run
         by_pool: dict[int, tuple[asyncpg.Pool, list[Outbox]]] = {}
         for context in sorted(chosen):
             pool = self.pool_of(context)

@@ -33,10 +33,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting of a ShopStream process; field names are the environment variables."""
 
     database_url: PostgresUrl | None = msgspec.field(default=None, name="DATABASE_URL")
+    # The same database reached without a pooler in between, for what needs a session of its own
+    # (LISTEN, session advisory locks, migrations); unset, the URL above serves those too.
+    database_direct_url: PostgresUrl | None = msgspec.field(default=None, name="DATABASE_DIRECT_URL")
     # The contexts this process serves (module paths), and the database of each that has one of its own:
-    # `<NAME>_DATABASE_URL`, read for every context in the list.
+    # `<NAME>_DATABASE_URL` (and `<NAME>_DATABASE_DIRECT_URL`), read for every context in the list.
     contexts: tuple[ModulePath, ...] = msgspec.field(default=CONTEXTS, name="SHOPSTREAM_CONTEXTS")
     context_database_urls: dict[str, str] = msgspec.field(default_factory=dict, name="-")
+    context_database_direct_urls: dict[str, str] = msgspec.field(default_factory=dict, name="-direct")
     redis_url: RedisUrl | None = msgspec.field(default=None, name="REDIS_URL")
     redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = msgspec.field(
         default="shopstream", name="SHOPSTREAM_REDIS_PREFIX"
@@ -50,6 +54,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["text", "json"] = msgspec.field(default="text", name="LOG_FORMAT")
     db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = msgspec.field(
         default=10, name="SHOPSTREAM_DB_POOL_SIZE"
+    )
+    # Prepared statements asyncpg keeps per pooled connection; 0 behind a pooler in transaction mode
+    # (PgBouncer before 1.21, or with max_prepared_statements = 0), where a statement prepared in one
+    # transaction is gone in the next.
+    db_statement_cache_size: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = msgspec.field(
+        default=100, name="SHOPSTREAM_DB_STATEMENT_CACHE_SIZE"
     )
     ready_timeout: Positive = msgspec.field(default=1.0, name="SHOPSTREAM_READY_TIMEOUT")
     partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = msgspec.field(
@@ -119,7 +129,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings; an empty variable counts as unset."""
         environ = os.environ if environ is None else environ
-        names = {f.encode_name for f in msgspec.structs.fields(cls)} - {"-"}
+        names = {f.encode_name for f in msgspec.structs.fields(cls) if not f.encode_name.startswith("-")}
         raw: dict[str, object] = {}
         for name in names:
             value = environ.get(name, "").strip()
@@ -136,22 +146,56 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigurationError(_describe(exc, raw)) from None
         for path in settings.contexts:
             name = context_name(path)
-            variable = f"{name.upper()}_DATABASE_URL"
-            if url := environ.get(variable, "").strip():
-                try:
-                    settings.context_database_urls[name] = msgspec.convert(url, PostgresUrl)
-                except msgspec.ValidationError as exc:
-                    raise ConfigurationError(_describe(exc, {variable: url}, variable)) from None
+            for variable, urls in (
+                (f"{name.upper()}_DATABASE_URL", settings.context_database_urls),
+                (f"{name.upper()}_DATABASE_DIRECT_URL", settings.context_database_direct_urls),
+            ):
+                if url := environ.get(variable, "").strip():
+                    try:
+                        urls[name] = msgspec.convert(url, PostgresUrl)
+                    except msgspec.ValidationError as exc:
+                        raise ConfigurationError(_describe(exc, {variable: url}, variable)) from None
+        settings._check_direct_urls()
         return settings
+
+    def _check_direct_urls(self) -> None:
+        """A direct URL goes with the pooled URL of its database, and one database has one direct URL."""
+        given: list[tuple[str, str | None, str, str | None]] = [
+            ("DATABASE_DIRECT_URL", self.database_direct_url, "DATABASE_URL", self.database_url)
+        ]
+        for name, own in self.context_database_direct_urls.items():
+            pooled = self.context_database_urls.get(name)
+            given.append((f"{name.upper()}_DATABASE_DIRECT_URL", own, f"{name.upper()}_DATABASE_URL", pooled))
+        seen: dict[str, tuple[str, str]] = {}  # pooled URL -> (its direct URL, the variable naming it)
+        for variable, direct, pooled_variable, pooled in given:
+            if direct is None:
+                continue
+            if pooled is None:
+                raise ConfigurationError(
+                    f"configuration error: {variable} is set but {pooled_variable} is not"
+                    " (a direct URL reaches the database its pooled URL names)"
+                )
+            first, named_by = seen.setdefault(pooled, (direct, variable))
+            if first != direct:
+                raise ConfigurationError(
+                    f"configuration error: {variable} and {named_by} give one pooled database two direct URLs"
+                )
 
     def to_env(self) -> dict[str, str]:
         """The environment from which `from_env()` reads these settings back (unset ones absent)."""
         env: dict[str, str] = {}
         for field in msgspec.structs.fields(self):
             value = getattr(self, field.name)
-            if value is not None and field.encode_name != "-":
+            if value is not None and not field.encode_name.startswith("-"):  # "-…": read per context
                 env[field.encode_name] = ",".join(value) if isinstance(value, tuple) else str(value)
-        return env | {f"{name.upper()}_DATABASE_URL": url for name, url in self.context_database_urls.items()}
+        return (
+            env
+            | {f"{name.upper()}_DATABASE_URL": url for name, url in self.context_database_urls.items()}
+            | {
+                f"{name.upper()}_DATABASE_DIRECT_URL": url
+                for name, url in self.context_database_direct_urls.items()
+            }
+        )
 
     def __repr__(self) -> str:
         """The fields, with secrets masked: a logged Settings must not leak the admin token, the JWT
@@ -160,11 +204,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for secret in ("admin_token", "jwt_secret"):
             if shown[secret]:
                 shown[secret] = "<hidden>"
-        for name in ("database_url", "redis_url"):
+        for name in ("database_url", "database_direct_url", "redis_url"):
             shown[name] = without_password(shown[name])
-        shown["context_database_urls"] = {
-            k: without_password(v) for k, v in self.context_database_urls.items()
-        }
+        for name in ("context_database_urls", "context_database_direct_urls"):
+            shown[name] = {k: without_password(v) for k, v in getattr(self, name).items()}
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def bus_config(self) -> BusConfig:
@@ -188,6 +231,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def database_url_for(self, context: str) -> str | None:
         """The database a context lives in: its own URL when given, else the shared one."""
         return self.context_database_urls.get(context) or self.database_url
+
+    def direct_database_url_for(self, context: str) -> str | None:
+        """The context's database reached without a pooler, for LISTEN, session advisory locks and
+        migrations: the direct URL given for its pooled URL, else the pooled URL itself."""
+        url = self.database_url_for(context)
+        return self.direct_urls().get(url, url) if url else None
+
+    def direct_urls(self) -> dict[str, str]:
+        """Each pooled database URL that has a direct one given, mapped to it."""
+        directs = {
+            self.context_database_urls[name]: direct
+            for name, direct in self.context_database_direct_urls.items()
+            if name in self.context_database_urls
+        }
+        if self.database_url and self.database_direct_url:
+            directs.setdefault(self.database_url, self.database_direct_url)
+        return directs
 
     @property
     def context_names(self) -> tuple[str, ...]:
