@@ -125,6 +125,37 @@ class Overloaded(Refusal):
     retry_after = 1
 
 
+class Unavailable(Refusal):
+    """A backing service (PostgreSQL, Redis) is down or did not answer in time; retrying later, once it
+    is back, is safe (503 + Retry-After)."""
+
+    status = 503
+    kind = "unavailable"
+    retry_after = 5
+
+    def __init__(self, service: str, detail: str | None = None) -> None:
+        self.service = service
+        super().__init__(detail or f"{service} is unavailable; retry after {self.retry_after} seconds.")
+
+    @property
+    def problem_extensions(self) -> dict[str, object]:
+        return {"service": self.service}
+
+
+class OutcomeUnknown(Unavailable):
+    """The connection broke while the command committed: it may or may not have taken effect (503)."""
+
+    kind = "outcome-unknown"
+
+    def __init__(self, service: str) -> None:
+        super().__init__(
+            service,
+            f"The connection to {service} broke while the command was committing, so whether it took effect"
+            f" is unknown. Retry after {self.retry_after} seconds with the same Idempotency-Key: if it took"
+            " effect, the retry answers as the first request would have; if not, the command runs once.",
+        )
+
+
 class Invalid(Refusal):
     """Values break rules that need no state to check (422); `errors` names each offending field."""
 
