@@ -197,7 +197,9 @@ class Saboteur:
             pid = await _eventually(conn, _WAITING_FOR_HOLD)
             await self.sabotage(conn, pid)
             await conn.execute("SELECT pg_advisory_unlock($1)", HELD)
-            await _eventually(conn, "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)", pid)
+            await _eventually(
+                conn, "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)", pid
+            )
         finally:
             await conn.close()
 
@@ -239,8 +241,12 @@ def listing(category_id: str) -> Write:
     """Listing a product in a category: a commit in a transaction, as the category is only read."""
     return Write(
         "/products",
-        lambda: {"sku": f"TEE-{uuid.uuid4().hex[:10]}".upper(), "title": "Tee",
-                 "seller_id": str(uuid.uuid4()), "category_id": category_id},  # fmt: skip
+        lambda: {
+            "sku": f"TEE-{uuid.uuid4().hex[:10]}".upper(),
+            "title": "Tee",
+            "seller_id": str(uuid.uuid4()),
+            "category_id": category_id,
+        },
         "product_id",
         "SELECT count(*) FROM catalogue.products WHERE state->>'sku' = $1",
         "sku",
