@@ -135,7 +135,7 @@ class Unavailable(Refusal):
 
     def __init__(self, service: str, detail: str | None = None) -> None:
         self.service = service
-        super().__init__(detail or f"{service} is unavailable; retry after {self.retry_after} seconds.")
+        super().__init__(detail or f"{service} is unreachable.")  # when to retry: `Retry-After`
 
     @property
     def problem_extensions(self) -> dict[str, object]:

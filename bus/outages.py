@@ -27,6 +27,9 @@ _POSTGRES_NOT_DOWN = (asyncpg.ProtocolViolationError,)
 _REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 # asyncpg's own words for a connection or pool that closed under it (other InterfaceErrors are bugs).
 _CLOSED = ("connection is closed", "pool is closing", "pool is closed")
+# A server shutting down tells its idle clients so (FATAL 57P01) before closing; asyncpg reads that
+# into the connection's state, and the next statement on it is refused before anything is sent.
+_LEFT_MIDWAY = ("another operation (2) is in progress", "not connected")
 
 
 def unavailable(exc: BaseException) -> str | None:
@@ -37,6 +40,8 @@ def unavailable(exc: BaseException) -> str | None:
         return POSTGRESQL if (exc.sqlstate or "").startswith("57P") else None
     if isinstance(exc, asyncpg.InterfaceError):
         return POSTGRESQL if str(exc).endswith(_CLOSED) else None
+    if isinstance(exc, asyncpg.InternalClientError):  # a server's last words read before it hung up
+        return POSTGRESQL if str(exc).endswith(_LEFT_MIDWAY) else None
     if isinstance(exc, _REDIS_DOWN):
         return REDIS
     if isinstance(exc, OSError):  # refused, reset, socket gone, timed out: whose socket was it?

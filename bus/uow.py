@@ -192,9 +192,10 @@ class UnitOfWork:
 def _raise_unknown_if_outage(exc: Exception) -> None:
     """A commit the connection broke under may have been applied before the answer was lost: the
     caller learns that its outcome is unknown, not that it failed. The idempotency record, written in
-    the same commit, tells a retry with the same key which it was. An `InterfaceError` is asyncpg
-    refusing to send on a connection it already knows closed: nothing was committed."""
-    if isinstance(exc, asyncpg.InterfaceError):
+    the same commit, tells a retry with the same key which it was. An `InterfaceError` or
+    `InternalClientError` is asyncpg refusing to send on a connection it knows broken: nothing was
+    committed."""
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
         return
     if (service := outages.unavailable(exc)) is not None:
         raise OutcomeUnknown(service) from exc

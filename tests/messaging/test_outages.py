@@ -38,6 +38,7 @@ def postgres_error(cls: type[asyncpg.PostgresError], message: str = "gone") -> a
         postgres_error(asyncpg.ConnectionDoesNotExistError),
         asyncpg.InterfaceError("cannot perform operation: connection is closed"),
         asyncpg.InterfaceError("pool is closing"),
+        asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
     ],
     ids=lambda exc: type(exc).__name__,
 )
@@ -52,6 +53,7 @@ def test_postgresql_going_away_is_an_outage(exc):
         postgres_error(asyncpg.QueryCanceledError),
         postgres_error(asyncpg.UniqueViolationError),
         asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        asyncpg.InternalClientError("unexpected message"),
         ConnectionRefusedError(111, "refused by something else"),  # raised by neither client
         TimeoutError(),
         RuntimeError("boom"),
