@@ -211,6 +211,12 @@ SELECT pid FROM pg_locks
 """
 
 
+_WAITING_BEHIND = """
+SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+ WHERE l.locktype = 'transactionid' AND NOT l.granted AND l.pid <> $1 AND a.datname = current_database()
+"""
+
+
 async def _eventually(conn: asyncpg.Connection, query: str, *args: object) -> Any:
     for _ in range(600):
         if (found := await conn.fetchval(query, *args)) is not None:
@@ -290,6 +296,22 @@ class TestCommitLost:
         assert await db.fetchval(write.count, body[write.unique]) == 0
 
         retried = await served.client.post(write.path, json=body, headers=key)
+        assert retried.status_code == 201, retried.text
+        assert await db.fetchval(write.count, body[write.unique]) == 1
+        again = await served.client.post(write.path, json=body, headers=key)
+        assert (again.status_code, again.json()) == (201, retried.json())
+
+    async def test_a_retry_racing_the_lost_commit_answers_as_the_first_did(self, served, write, db):
+        async def cut_then_let_the_retry_wait_behind_it(conn: asyncpg.Connection, pid: int) -> None:
+            served.postgres.cut()  # the first attempt's answer is lost, but its commit goes on
+            served.postgres.restore()
+            await _eventually(conn, _WAITING_BEHIND, pid)  # the retry clashes with what it writes
+
+        body, key = write.body(), {"Idempotency-Key": f"held-{uuid.uuid4()}"}
+        with Saboteur(served_url(served), cut_then_let_the_retry_wait_behind_it):
+            lost = await served.client.post(write.path, json=body, headers=key)
+            assert_unavailable(lost, "PostgreSQL", kind="outcome-unknown")
+            retried = await served.client.post(write.path, json=body, headers=key)
         assert retried.status_code == 201, retried.text
         assert await db.fetchval(write.count, body[write.unique]) == 1
         again = await served.client.post(write.path, json=body, headers=key)
