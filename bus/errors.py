@@ -125,21 +125,17 @@ class Overloaded(Refusal):
     retry_after = 1
 
 
-class Unavailable(Refusal):
-    """A backing service (PostgreSQL, Redis) is down or did not answer in time; retrying later, once it
-    is back, is safe (503 + Retry-After)."""
+class Unavailable(Exception):
+    """A backing service (PostgreSQL, Redis) is down or did not answer in time: not a refusal of the
+    request but a failure of the service, over once it is back (503 + Retry-After)."""
 
-    status = 503
-    kind = "unavailable"
-    retry_after = 5
+    status: ClassVar[int] = 503
+    kind: ClassVar[str] = "unavailable"
+    retry_after: ClassVar[int] = 5
 
     def __init__(self, service: str, detail: str | None = None) -> None:
         self.service = service
         super().__init__(detail or f"{service} is unreachable.")  # when to retry: `Retry-After`
-
-    @property
-    def problem_extensions(self) -> dict[str, object]:
-        return {"service": self.service}
 
 
 class OutcomeUnknown(Unavailable):

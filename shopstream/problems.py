@@ -153,7 +153,8 @@ def on_unavailable(request: Request[Any, Any, Any], exc: errors.Unavailable) -> 
             request.method, request.url.path, exc.service, correlation_id.get(), exc.__cause__,
         )  # fmt: skip
     outage_log.failed(exc.service, exc.__cause__)
-    return on_refusal(request, exc)
+    headers = {"Retry-After": str(exc.retry_after)}
+    return problem_response(exc.status, str(exc), kind=exc.kind, headers=headers, service=exc.service)
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
