@@ -96,6 +96,17 @@ async def test_a_query_that_runs_out_of_time_is_an_outage(pool):
     assert unavailable(slow.value) == POSTGRESQL
 
 
+async def test_waiting_too_long_for_a_pooled_connection_is_an_outage(settings):
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire():  # the only connection, taken
+            with pytest.raises(asyncio.TimeoutError) as starved:
+                await pool.acquire(timeout=0.05)
+    finally:
+        await pool.close()
+    assert unavailable(starved.value) == POSTGRESQL
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
