@@ -42,6 +42,7 @@ from bus.config import BusConfig
 from bus.inbox import PARKED, Inbox, apply_together
 from bus.lease import Lease
 from bus.messages import Envelope, envelope_decoder
+from bus.outages import unavailable
 from bus.reconciler import Reconciler
 from bus.retry import backoff
 from observability import metrics
@@ -82,7 +83,8 @@ class _Waiting:
     """An aggregate whose head event is being retried by one member; its later entries queue behind it."""
 
     entries: deque[Entry]
-    attempts: int = 0
+    attempts: int = 0  # failures of the event itself; outages of PostgreSQL or Redis do not count
+    outages: int = 0
     first_failure: datetime | None = None
     error: str = ""
     delays: list[float] = field(default_factory=list)
@@ -216,6 +218,7 @@ class PartitionWorker:
         self._due: list[tuple[float, int, str]] = []  # (monotonic time, track index, aggregate id) heap
         self._open: dict[bytes, int] = {}  # entry id -> members not yet done with it
         self._to_ack: list[bytes] = []
+        self._outage_logged = -math.inf
         self.reconcilers = (
             [
                 Reconciler(m.inbox, consumer.pool, consumer.redis, consumer.config, group=consumer.name)
@@ -430,8 +433,18 @@ class PartitionWorker:
         aggregate_id = envelope.aggregate_id
         if waiting is None:
             waiting = track.waiting[aggregate_id] = _Waiting(entries=deque([(entry_id, envelope)]))
-        waiting.attempts += 1
+        service = unavailable(exc)
         waiting.first_failure = waiting.first_failure or datetime.now(UTC)
+        if service is not None:  # not the event's fault: wait for the service, never dead-letter for it
+            waiting.outages += 1
+            delay = backoff(min(waiting.outages, 10), self.config.retry_base, self.config.retry_cap)
+            heapq.heappush(self._due, (time.monotonic() + delay, self.tracks.index(track), aggregate_id))
+            if time.monotonic() - self._outage_logged >= 60:  # a line a minute, not one per event
+                self._outage_logged = time.monotonic()
+                log.warning("%s/%s: %s unavailable; events wait for it, none is dead-lettered for it (%s)",
+                            self.group, self.name, service, exc)  # fmt: skip
+            return
+        waiting.attempts += 1
         waiting.error = f"{type(exc).__name__}: {exc}"
         exhausted = waiting.attempts >= self.config.retry_attempts
         delay = 0.0 if exhausted else backoff(waiting.attempts, self.config.retry_base, self.config.retry_cap)

@@ -8,11 +8,17 @@ import logging
 import socket
 
 import asyncpg
+import msgspec
 import pytest
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from bus.outages import POSTGRESQL, REDIS, OutageLog, unavailable
+from bus.supervisor import Supervisor
+from shopstream.bootstrap import Messaging
+from tests.messaging.counters import module as counters
+from tests.messaging.helpers import make_counters, running, totals, wait_until
+from tests.outage import CuttableRelay
 
 pytestmark = pytest.mark.anyio
 
@@ -151,3 +157,39 @@ class TestOutageLog:
             clock.now += 11
             log.failed(POSTGRESQL, None)
         assert len(self.lines(caplog)) == 3
+
+
+async def test_a_consumer_waits_out_a_postgresql_outage_longer_than_its_retries_and_dead_letters_nothing(
+    messaging, counters_settings, caplog
+):
+    """Events that fail only because PostgreSQL is away are not the events' fault: they wait for it
+    (one log line), use up none of their retries, and are applied once it is back."""
+    relay = CuttableRelay(counters_settings.database_url).start()
+    try:
+        behind_relay = msgspec.structs.replace(counters_settings, database_url=relay.url())
+        cut_off = await Messaging.open(behind_relay, [counters])
+        try:
+            async with running(Supervisor({"consumer": cut_off.consumer("counters.totals").run})):
+                await asyncio.sleep(0.5)  # the consumer has created its groups and read its dead letters
+                with relay.down():
+                    expected = await make_counters(messaging.bus, 6, 2)  # straight to the database
+                    while await messaging.relay("counters").relay_once():
+                        pass
+                    # Far longer than the retries take (4 attempts, at most 0.4 s apart).
+                    await asyncio.sleep(3 * messaging.config.retry_attempts * messaging.config.retry_cap)
+                pool = messaging.pool_of("counters")
+                want = {c: list(range(1, v + 1)) for c, v in expected.items()}
+
+                async def applied() -> bool:
+                    got = await totals(pool)
+                    return {c: got.get(c, (0, []))[1] for c in want} == want
+
+                await wait_until(applied, timeout=30)
+        finally:
+            await cut_off.close()
+    finally:
+        relay.stop()
+    assert await pool.fetchval("SELECT count(*) FROM bus.dead_letters") == 0
+    assert not [r for r in caplog.records if "failed (attempt" in r.getMessage()]  # no retry used up
+    waits = [r for r in caplog.records if "unavailable; events wait for it" in r.getMessage()]
+    assert 1 <= len(waits) <= messaging.config.partitions  # a line per partition worker, not per event
