@@ -1,7 +1,8 @@
 """`just bench`: one end-to-end report, every figure beside a baseline measured in the same run.
 
     python -m bench.report [--step 6] [--start-rate 200] [--bisections 3] [--serve-workers N]
-                           [--duration 5] [--rounds 2]
+                           [--duration 5] [--rounds 2] [--cpu-rates 100,300,600] [--cpu-seconds 4]
+                           [--cpu-shared-servers] [--cpu-profile FILE]
 
 PostgreSQL and Redis come from BENCH_DATABASE_URL / BENCH_REDIS_URL, else SHOPSTREAM_TEST_DATABASE_URL /
 SHOPSTREAM_TEST_REDIS_URL, else embedded servers; each part works in a scratch database and Redis key
@@ -17,9 +18,17 @@ prefix removed at the end. Needs `wrk`. Parts, in order:
 6. a blue/green rebuild of a 100,000-event log (bench.rebuild) beside the live consumer's rate on the
    same log, with a reader polling through it;
 7. search latency on 50,000 products (bench.search): `q`, a price range with its facet and a category
-   subtree, each beside the same query on the unfiltered list, at 1 and 16 clients (wrk).
+   subtree, each beside the same query on the unfiltered list, at 1 and 16 clients (wrk);
+8. CPU per end-to-end command by component (bench.cpu): api, supervisor, PostgreSQL and Redis, at
+   fixed paced rates (--cpu-rates), for the bare endpoint, `shopstream serve` and `shopstream api` +
+   `shopstream worker`, on a private PostgreSQL cluster and redis-server (--cpu-shared-servers: the
+   run's own), each setup's idle CPU beside it.
 
-The report goes to bench/results/<UTC timestamp>.json and .md, and the table is printed.
+Then the targets (CPU per command of `serve` at 300/s <= 2 x the bare endpoint's, supervisor CPU per
+command <= 0.5 ms, `serve` sustained >= 0.6 x the bare endpoint, lag p99 < 25 ms at half `serve`'s
+sustained rate, a 10,000-event backlog < 1.5 s), each met or not. The report goes to
+bench/results/<UTC timestamp>.json, .md and .png (bench.plot: throughput and lag against the rate,
+CPU per command by component; needs the `bench` extra), and its tables are printed.
 """
 
 from __future__ import annotations
@@ -416,7 +425,7 @@ def targets(report: Report) -> list[Target]:
             )
         )
         half = next((lag for lag in sustained.lags if lag.fraction == 0.5), None)
-        if half is not None:
+        if half is not None and sustained.sustained:
             found.append(
                 Target(
                     f"commit → read model lag p99, `serve` at 50 % ({half.rate:,.0f}/s)",
