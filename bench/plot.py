@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from bench.report import Report
 
 COLOURS = {"bare": "tab:gray", "serve": "tab:blue", "api + worker": "tab:orange"}
+MARKER_SIZES = {"bare": 12, "serve": 8, "api + worker": 5}  # drawn in this order: none hides another
 COMPONENT_COLOURS = {
     "api": "tab:blue",
     "api + supervisor": "tab:purple",
@@ -57,15 +58,15 @@ def _throughput(ax: Any, report: Report) -> None:
         ax.plot([s.rate for s in steps], [s.load.rate for s in steps], "-", color=colour, alpha=0.6)
         held = [s for s in steps if s.held]
         missed = [s for s in steps if not s.held]
-        ax.plot([s.rate for s in held], [s.load.rate for s in held], "o", color=colour, label=f"{name}: held")
+        size = MARKER_SIZES.get(name, 6)
         ax.plot(
-            [s.rate for s in missed],
-            [s.load.rate for s in missed],
-            "x",
-            color=colour,
-            ms=9,
+            [s.rate for s in held], [s.load.rate for s in held], "o", color=colour, ms=size,
+            fillstyle="none" if name == "bare" else "full", label=f"{name}: held",
+        )  # fmt: skip
+        ax.plot(
+            [s.rate for s in missed], [s.load.rate for s in missed], "x", color=colour, ms=size + 2,
             label=f"{name}: missed",
-        )
+        )  # fmt: skip
         if setup.sustained:
             ax.axvline(setup.sustained, color=colour, ls=":", lw=1)
         top = max(top, *(s.rate for s in steps), 1.0)
@@ -127,7 +128,8 @@ def _cpu(ax: Any, figures: list[CpuFigure]) -> None:
                 bottom += height
             ax.text(x, bottom, f"{bottom:.2f}", ha="center", va="bottom", fontsize=7)
             ticks.append(x)
-            labels.append(f"{SETUP_NAMES.get(setup, setup)}\n{rate:g}/s")
+            behind = f"\n({f.load.rate:,.0f}/s answered)" if f.load.rate < 0.95 * rate else ""
+            labels.append(f"{SETUP_NAMES.get(setup, setup)}\n{rate:g}/s{behind}")
         bare = [f for f in figures if f.rate == rate and f.setup == "bare"]
         if bare:
             ax.hlines(

@@ -130,6 +130,7 @@ class Report(msgspec.Struct):
     cpu_idle: list[cpu.Idle]
     cpu: list[cpu.CpuFigure]
     targets: list[Target] = []
+    load_average: list[float] = []  # the machine's 1-minute load average at the start and at the end
 
 
 Start = Callable[..., Server]
@@ -466,11 +467,14 @@ def markdown(report: Report, picture: str | None) -> str:
     )
     return (
         f"# `just bench` — {report.started_at}\n\n{report.machine}  \n"
+        f"load average (1 min, the whole machine) at start / end: {' / '.join(f'{x:.1f}' for x in report.load_average)}  \n"
         f"{report.seconds:.0f} s; settings {msgspec.json.encode(report.settings).decode()}\n\n"
         f"## Targets\n\n{targets_table(report)}\n\n{drawn}"
         f"## Figures\n\n{table(report)}\n\n"
         f"## CPU per end-to-end command (ms), by component\n\n{report.cpu_servers}; the window is the paced"
-        f" run plus the wait until every identity read model caught up (bench/cpu.py).\n\n{cpu_table(report)}\n"
+        f" run plus the wait until every identity read model caught up (bench/cpu.py). The relays and"
+        f" consumers pay per batch, and batches grow with the rate and with the machine's load: compare"
+        f" the setups within one run.\n\n{cpu_table(report)}\n"
     )
 
 
@@ -520,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     started_at = datetime.now(UTC)
     started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
 
     def log(text: str) -> None:
         print(text, flush=True)
@@ -551,6 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **parts,
     )
     report.targets = targets(report)
+    report.load_average = [load_at_start, os.getloadavg()[0]]
     args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / started_at.strftime("%Y%m%dT%H%M%SZ")
     picture = stem.with_suffix(".png")
