@@ -42,8 +42,11 @@ def draw(report: Report, path: Path) -> bool:
     _throughput(throughput, report)
     _lag(lag, report)
     _cpu(cpu, report.cpu)
+    load = " / ".join(f"{x:.1f}" for x in report.load_average)
     figure.suptitle(
-        f"just bench — {report.started_at} — {report.machine.removeprefix('machine').strip()}", fontsize=10
+        f"just bench — {report.started_at} — {report.machine.removeprefix('machine').strip()}"
+        f"\nthe machine's load average at start / end: {load}",
+        fontsize=10,
     )
     figure.savefig(path, dpi=110)
     plt.close(figure)
