@@ -146,5 +146,6 @@ def _cpu(ax: Any, figures: list[CpuFigure]) -> None:
     ax.set_xticks(ticks, labels, fontsize=8)
     ax.set_title("CPU per end-to-end command by component (ms), at fixed paced rates", fontsize=9)
     ax.set_ylabel("ms CPU per command")
-    ax.legend(fontsize=7)
+    if figures:
+        ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
