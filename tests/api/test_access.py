@@ -136,6 +136,7 @@ PROTECTED = [
     ("GET", f"/customers/{RANDOM_ID}", None),
     ("GET", f"/customers/{RANDOM_ID}/addresses", None),
     ("GET", "/customers?email=a@example.com", None),
+    ("POST", "/customers/lookup", {"email": "a@example.com"}),
     ("GET", "/customers/segments", None),
     ("PUT", f"/customers/{RANDOM_ID}/profile", {"first_name": "x"}),
     ("PUT", f"/customers/{RANDOM_ID}/tier", {"new_tier": "Gold"}),
@@ -306,6 +307,14 @@ class TestCustomer:
         assert by_external.json()["customer_id"] == customer_id
         by_email = await read_until(client, f"/customers?email={body['email'].upper()}", me)
         assert by_email.json()["customer_id"] == customer_id
+        while (
+            looked_up := await client.post(
+                "/customers/lookup", json={"email": body["email"].upper()}, headers=me
+            )
+        ).status_code == 404:
+            await asyncio.sleep(0.05)  # (the card was read above: only a moment, if at all)
+        assert looked_up.status_code == 200, looked_up.text
+        assert looked_up.json()["customer_id"] == customer_id
 
     async def test_learns_nothing_about_other_ids(self, client):
         other_id, other = await register(client)
@@ -340,6 +349,8 @@ class TestCustomer:
             "email=nobody@example.com",
         ):
             assert_forbidden(await client.get(f"/customers?{query}", headers=me))
+        for email in (other["email"], "nobody@example.com"):
+            assert_forbidden(await client.post("/customers/lookup", json={"email": email}, headers=me))
 
     async def test_changes_itself(self, client):
         customer_id, body = await register(client)
