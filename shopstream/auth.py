@@ -285,8 +285,8 @@ def check_listener(settings: Settings) -> None:
 
 def arrived_on_loopback(server: Any) -> bool:
     """Whether a connection reached a loopback address of this machine (ASGI `scope["server"]`, the
-    socket's own address). A Unix socket (no address) is local by nature; a name instead of an address
-    comes only from in-process transports (test clients), which no network can reach."""
+    socket's own address, never a header). A Unix socket (its path, or nothing) is local by nature; a
+    host name comes only from in-process transports (test clients), which no network can reach."""
     if not server:
         return True
     host = str(server[0])

@@ -481,3 +481,31 @@ async def test_rs256_tokens_from_a_jwks_file(context_settings, tmp_path):
         for token in (unknown_kid, confused, hs256("admin", "a"), alg_none("admin", "a")):
             refused = await client.get("/customers/segments", headers=bearer(token))
             assert_unauthenticated(refused, invalid_token=True)
+
+
+@pytest.mark.parametrize(
+    ("address", "overrides", "served"),
+    [
+        ("127.0.0.1", {}, True),
+        ("127.8.9.10", {}, True),
+        ("192.0.2.2", {}, False),
+        ("192.0.2.2", {"auth_allow_public": True}, True),
+        (
+            "192.0.2.2",
+            {"auth": "jwt", "jwt_secret": SECRET, "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE},
+            True,
+        ),
+    ],
+)
+async def test_auth_none_serves_only_connections_to_a_loopback_address(settings, address, overrides, served):
+    """The address a connection reached (ASGI `server`; the test transport takes it from the URL)."""
+    app = create_app(Settings(**{f: getattr(settings, f) for f in settings.__struct_fields__} | overrides))
+    async with AsyncTestClient(app=app, base_url=f"http://{address}:8000", timeout=30) as client:
+        for method, path in (("GET", "/health"), ("GET", "/products"), ("POST", "/categories")):
+            response = await client.request(method, path, json={"name": "Far"} if method == "POST" else None)
+            if served:
+                assert response.status_code in (200, 201, 401), response.text
+            else:
+                problem = assert_problem(response, 403)
+                assert problem["type"] == "urn:shopstream:problem:loopback-only"
+                assert response.headers["x-correlation-id"]
