@@ -58,7 +58,7 @@ if tat < now then tat = now end
 local next_tat = tat + interval
 local wait = next_tat - period - now
 if wait > 0 then return {0, string.format('%.6f', wait)} end
-redis.call('SET', KEYS[1], string.format('%.6f', next_tat), 'PX', math.ceil((next_tat - now) * 1000))
+redis.call('SET', KEYS[1], string.format('%.6f', next_tat), 'PX', math.max(1, math.ceil((next_tat - now) * 1000)))
 return {1, '0'}
 """
 
@@ -158,7 +158,7 @@ class Limiter:
             self._paused_until = time.monotonic() + _PAUSE
             if time.monotonic() - self._logged_at >= _LOG_EVERY:
                 self._logged_at = time.monotonic()
-                log.warning("rate limits are not checked while Redis does not answer: %r", exc)
+                log.warning("rate limits are not checked while Redis does not answer as expected: %r", exc)
             return None
         return 0.0 if int(allowed) else float(wait)
 

@@ -159,6 +159,17 @@ class TestGcra:
         finally:
             await limiter.redis.aclose()  # type: ignore[union-attr]
 
+    async def test_the_highest_rate_the_settings_allow_is_checked_not_skipped(self, redis_url, redis_prefix):
+        limiter = Limiter(f"{redis_prefix}-gcra-fast", Rate(999_999_999, 1), None)
+        limiter.attach(Redis.from_url(redis_url))
+        try:
+            for _ in range(3):
+                assert (
+                    await limiter._wait("read", Rate(999_999_999, 1), "ip:fast") == 0.0
+                )  # not None: answered
+        finally:
+            await limiter.redis.aclose()  # type: ignore[union-attr]
+
 
 class TestSettings:
     def test_defaults_are_generous_and_on(self):
