@@ -8,6 +8,7 @@ cannot pass. Keys are parsed once at start-up; a request only checks a signature
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import time
@@ -287,9 +288,11 @@ def arrived_on_loopback(server: Any) -> bool:
     """Whether a connection reached a loopback address of this machine (ASGI `scope["server"]`, the
     socket's own address, never a header). A Unix socket (its path, or nothing) is local by nature; a
     host name comes only from in-process transports (test clients), which no network can reach."""
-    if not server:
-        return True
-    host = str(server[0])
+    return True if not server else _reached_locally(str(server[0]))
+
+
+@functools.lru_cache(maxsize=64)  # a server listens on a few addresses: judged once each
+def _reached_locally(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
