@@ -56,6 +56,13 @@ schemathesis.openapi.format(
 )
 
 schemathesis.openapi.format(
+    "price-history-cursor",  # contexts/catalogue/queries.py: the product version of a page's last change
+    st.integers(1, 2**63 - 1).map(
+        lambda version: base64.urlsafe_b64encode(msgspec.json.encode({"v": version})).decode().rstrip("=")
+    ),
+)
+
+schemathesis.openapi.format(
     "dead-letter-cursor",
     st.builds(
         lambda db, last: (

@@ -1,8 +1,10 @@
-"""HTTP server spans through Litestar's own OpenTelemetry plugin, named `{method} {route template}`."""
+"""HTTP server spans through Litestar's own OpenTelemetry plugin, named `{method} {route template}`,
+with personal data (`PERSONAL_QUERY_PARAMETERS`) scrubbed from the URL they record."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPlugin
@@ -14,6 +16,7 @@ from opentelemetry.util.http import (
     get_custom_headers,
 )
 
+from observability.privacy import scrub_query
 from observability.tracing import tracer_provider
 
 # Probes and scrapes would bury the requests worth seeing.
@@ -33,12 +36,34 @@ def http_server_plugins() -> list[Any]:
         scope_span_details_extractor=_method_only,
         exclude=_UNTRACED,
         exclude_spans=["receive", "send"],
+        server_request_hook_handler=_without_personal_data,
         http_capture_headers_sanitize_fields=[
             *_SECRET_HEADERS,
             *get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS),
         ],
     )
     return [OpenTelemetryPlugin(config), _RouteNamedSpans()]
+
+
+_URL_ATTRIBUTES = ("http.url", "url.full")
+
+
+def _without_personal_data(span: Any, scope: Any) -> None:
+    """The instrumentation records the full URL (`http.url`, `url.full`, `url.query`) before the app
+    runs; this hook, called right after, rewrites those attributes with personal values replaced."""
+    query = scope.get("query_string") or b""
+    if not query or not span.is_recording():
+        return
+    raw = query.decode("latin-1")
+    scrubbed = scrub_query(raw)
+    if scrubbed == raw:
+        return
+    recorded = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        if name in recorded:
+            span.set_attribute(name, f"{str(recorded[name]).split('?', 1)[0]}?{unquote(scrubbed)}")
+    if "url.query" in recorded:
+        span.set_attribute("url.query", scrubbed)
 
 
 def _method_only(scope: Any) -> tuple[str, dict[str, Any]]:

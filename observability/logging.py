@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from observability.privacy import ScrubbedAccessLog
 from observability.tracing import current_trace_ids
 
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="-")
@@ -54,3 +55,6 @@ def configure_logging(level: str = "INFO", form: str = "text") -> None:
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(_TEXT))
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every pg_ctl call at INFO
+    access = logging.getLogger("uvicorn.access")  # on when uvicorn serves the app by itself (`--factory`)
+    if not any(isinstance(f, ScrubbedAccessLog) for f in access.filters):
+        access.addFilter(ScrubbedAccessLog())

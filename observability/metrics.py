@@ -86,6 +86,15 @@ http_requests_in_progress = Gauge(
     "shopstream_http_requests_in_progress", "HTTP requests being answered.", ["method", "path"],
     multiprocess_mode="livesum",
 )  # fmt: skip
+RATE_LIMIT_OUTCOMES = ("allowed", "limited", "unchecked")  # unchecked: Redis did not answer, let through
+rate_limit_decisions = Counter(
+    "shopstream_rate_limit_decisions_total",
+    "Requests the per-caller rate limit checked, by kind (read, write) and outcome.",
+    ["kind", "outcome"],
+)
+for _kind in ("read", "write"):
+    for _outcome in RATE_LIMIT_OUTCOMES:
+        rate_limit_decisions.labels(_kind, _outcome)
 build_info = Gauge(
     "shopstream_build_info", "Always 1; the labels name the running build.", ["version", "python"],
     multiprocess_mode="livemax",

@@ -28,7 +28,7 @@ from observability.http_tracing import http_server_plugins
 from observability.logging import configure_logging
 from observability.tracing import configure_tracing, flush_tracing
 from shopstream import __version__
-from shopstream.auth import Authentication, Authenticator
+from shopstream.auth import Authentication, Authenticator, LoopbackOnly, check_listener, serves_everyone
 from shopstream.bootstrap import Messaging, modules_of
 from shopstream.edge import MAX_BODY_BYTES, Edge
 from shopstream.embedded import with_embedded_defaults
@@ -37,6 +37,7 @@ from shopstream.openapi import complete_document
 from shopstream.ops import OpsController
 from shopstream.options import allow_every_method
 from shopstream.problems import EXCEPTION_HANDLERS
+from shopstream.ratelimit import Limiter, Rate, RateLimit
 from shopstream.settings import Settings
 
 
@@ -68,11 +69,15 @@ def create_app(
     """Build the API. Pools and clients open in the lifespan, inside the server's event loop;
     with `run_workers` the relays and consumers run in the same process (`shopstream serve`)."""
     settings = settings or Settings.from_env()
+    check_listener(settings)  # SHOPSTREAM_AUTH=none on a public HOST: refused here too, not only by the CLI
     modules = modules or modules_of(settings)
     configure_logging(settings.log_level, settings.log_format)  # each server process, workers too
     configure_tracing(settings.traces_exporter, settings.otlp_traces_protocol or settings.otlp_protocol)
     drain = Drain()
     authenticator = Authenticator.from_settings(settings)  # keys parsed here, once
+    limiter = Limiter(
+        settings.redis_prefix, Rate.parse(settings.rate_limit_reads), Rate.parse(settings.rate_limit_writes)
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -81,6 +86,7 @@ def create_app(
         messaging = await Messaging.open(resolved, modules)
         app.state.messaging = messaging
         app.state.resources = messaging.resources
+        limiter.attach(messaging.resources.redis)
         supervisor = messaging.supervisor() if run_workers else None
         background = asyncio.create_task(supervisor.run()) if supervisor else None
         try:
@@ -88,6 +94,7 @@ def create_app(
         finally:
             drain.begin()
             stop_watching_signals()
+            limiter.attach(None)
             if supervisor is not None and background is not None:
                 supervisor.stop()
                 await background
@@ -106,7 +113,11 @@ def create_app(
             *route_handlers,
         ],
         lifespan=[lifespan, server_process],  # the second opens after the first, closes before it
-        middleware=[HttpMetrics, DefineMiddleware(Authentication, authenticator=authenticator)],
+        middleware=[
+            HttpMetrics,
+            DefineMiddleware(Authentication, authenticator=authenticator),
+            *([RateLimit(limiter)] if limiter.enabled else []),
+        ],
         state=State({"drain": drain}),
         logging_config=None,  # the process's own logging (configure_logging) stays in charge
         dependencies={
@@ -131,5 +142,7 @@ def create_app(
     complete_document(
         app.openapi_schema, [m.name for m in modules]
     )  # built once here; /schema serves this document
-    app.asgi_handler = Edge(app.asgi_handler)
+    # With SHOPSTREAM_AUTH=none, also per connection: a server bound by other means than HOST (e.g.
+    # `uvicorn --factory ... --host 0.0.0.0`) answers 403 to whatever reaches it from beyond loopback.
+    app.asgi_handler = Edge(LoopbackOnly(app.asgi_handler) if serves_everyone(settings) else app.asgi_handler)
     return app

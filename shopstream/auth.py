@@ -8,6 +8,7 @@ cannot pass. Keys are parsed once at start-up; a request only checks a signature
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import time
@@ -19,6 +20,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from contexts.edge.access import EVERYONE, Principal, Role
+from shopstream.problems import PROBLEM_JSON, problem_body
 from shopstream.settings import ConfigurationError, Settings
 
 _REQUIRED = ["exp", "iss", "aud", "sub"]
@@ -256,14 +258,23 @@ def is_loopback(host: str) -> bool:
     if host.strip().lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip().strip("[]"))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # ::ffff:127.0.0.1, as a dual-stack socket reports it
+    return address.is_loopback
+
+
+def serves_everyone(settings: Settings) -> bool:
+    """SHOPSTREAM_AUTH=none without SHOPSTREAM_AUTH_ALLOW_PUBLIC: every caller is admin, so only this
+    machine may call."""
+    return settings.auth == "none" and not settings.auth_allow_public
 
 
 def check_listener(settings: Settings) -> None:
-    """`serve` and `api` refuse to serve everyone as admin beyond this machine unless told to."""
-    if settings.auth == "none" and not settings.auth_allow_public and not is_loopback(settings.host):
+    """`serve`, `api` and `create_app` refuse to serve everyone as admin beyond this machine unless told to."""
+    if serves_everyone(settings) and not is_loopback(settings.host):
         raise ConfigurationError(
             f"configuration error: SHOPSTREAM_AUTH=none lets anyone act as admin, so it is allowed only on"
             f" a loopback HOST (not {settings.host}): set SHOPSTREAM_AUTH=jwt, or SHOPSTREAM_AUTH_ALLOW_PUBLIC=1"
@@ -271,6 +282,52 @@ def check_listener(settings: Settings) -> None:
         )
     if settings.auth == "jwt":
         _jwt_config(settings)
+
+
+def arrived_on_loopback(server: Any) -> bool:
+    """Whether a connection reached a loopback address of this machine (ASGI `scope["server"]`, the
+    socket's own address, never a header). A Unix socket (its path, or nothing) is local by nature; a
+    host name comes only from in-process transports (test clients), which no network can reach."""
+    return True if not server else _reached_locally(str(server[0]))
+
+
+@functools.lru_cache(maxsize=64)  # a server listens on a few addresses: judged once each
+def _reached_locally(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return True
+    return is_loopback(host)
+
+
+class LoopbackOnly:
+    """ASGI: with SHOPSTREAM_AUTH=none every caller is admin, so a request that reached a non-loopback
+    address is refused (403) whatever the server was told to bind. HOST is checked at start, but a
+    server started by other means (`uvicorn --factory shopstream.app:create_app --host 0.0.0.0`) binds
+    what its own options say; each connection's own address cannot lie."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan" or arrived_on_loopback(scope.get("server")):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = json.dumps(
+            problem_body(
+                403,
+                "SHOPSTREAM_AUTH=none serves only connections to a loopback address of this machine; the"
+                " operator sets SHOPSTREAM_AUTH=jwt, or SHOPSTREAM_AUTH_ALLOW_PUBLIC=1 behind a gateway"
+                " that checks callers.",
+                kind="loopback-only",
+            )
+        ).encode()
+        headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 403, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def mint(

@@ -78,7 +78,7 @@ def _document_headers(document: OpenAPI, status: str, response: OpenAPIResponse)
             headers.setdefault("ETag", _ETAG)  # every read of an aggregate and every command answer
         if status == "201":
             headers.setdefault("Location", _LOCATION)
-    elif status == "503":
+    elif status in ("429", "503"):
         headers.setdefault("Retry-After", _RETRY_AFTER)
     elif status == "401":
         headers.setdefault("WWW-Authenticate", _WWW_AUTHENTICATE)

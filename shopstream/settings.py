@@ -23,6 +23,9 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _EXPORTER = r"(none|console|otlp|otlp_proto_http|otlp_proto_grpc)"
 TracesExporter = Annotated[str, msgspec.Meta(pattern=rf"^{_EXPORTER}( *, *{_EXPORTER})*$")]
 OtlpProtocol = Literal["http/protobuf", "grpc"]
+RateLimit = Annotated[
+    str, msgspec.Meta(pattern=r"(?i)^ *(off|[1-9][0-9]{0,8} */ *(second|minute|hour|day)) *$")
+]
 
 
 class ConfigurationError(Exception):
@@ -119,6 +122,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_max_lifetime: Annotated[float, msgspec.Meta(ge=60, le=31_536_000)] = msgspec.field(
         default=86_400.0, name="SHOPSTREAM_JWT_MAX_LIFETIME"
     )
+    # Requests per caller (token `sub`, else client address), shared by every API process through Redis:
+    # `N/second|minute|hour|day` or `off`; reads and writes (POST/PUT/PATCH/DELETE) count separately.
+    rate_limit_reads: RateLimit = msgspec.field(default="5000/second", name="SHOPSTREAM_RATE_LIMIT_READS")
+    rate_limit_writes: RateLimit = msgspec.field(default="5000/second", name="SHOPSTREAM_RATE_LIMIT_WRITES")
     traces_exporter: TracesExporter = msgspec.field(default="none", name="OTEL_TRACES_EXPORTER")
     otlp_protocol: OtlpProtocol | None = msgspec.field(default=None, name="OTEL_EXPORTER_OTLP_PROTOCOL")
     otlp_traces_protocol: OtlpProtocol | None = msgspec.field(

@@ -97,13 +97,19 @@ def _route(document: dict[str, Any], method: str, path: str, handler: Any) -> Ro
     )
 
 
-def write_routes(app: Litestar, document: dict[str, Any]) -> list[Route]:
-    """Every POST, PUT, PATCH and DELETE route the app serves for its contexts."""
+def runs_a_command(handler: Any) -> bool:
+    """Commands run only through the `commands` dependency (If-Match, Idempotency-Key, the bus)."""
+    return "commands" in handler.parsed_fn_signature.parameters
+
+
+def write_routes(app: Litestar, document: dict[str, Any], *, queries: bool = False) -> list[Route]:
+    """Every POST, PUT, PATCH and DELETE route the app serves for its contexts that runs a command; with
+    `queries`, those that run none instead: reads sent as POST to keep their input out of the URL."""
     found = [
         _route(document, method, route.path_format, handler)
         for route in app.routes
         for handler in getattr(route, "route_handlers", ())
-        if OPERATOR_TAG not in handler.resolve_tags()
+        if OPERATOR_TAG not in handler.resolve_tags() and runs_a_command(handler) != queries
         for method in sorted(handler.http_methods & WRITE_METHODS)
     ]
     return sorted(found, key=lambda r: (r.context, r.path, r.method))
@@ -251,6 +257,7 @@ class Routes:
     def __init__(self, app: Litestar) -> None:
         self.document = app.openapi_schema.to_schema()
         self.all = write_routes(app, self.document)
+        self.queries = write_routes(app, self.document, queries=True)
         self.by_id = {r.operation_id: r for r in self.all}
         self.creators = {r.creates: r for r in self.all if r.creates}
 

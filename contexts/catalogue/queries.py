@@ -17,6 +17,7 @@ may show a moment no commit had, even a loop the walks stop at; they settle with
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 
+from bus.errors import Invalid
 from contexts.catalogue.values import MAX_SLUG
 from contexts.catalogue.viewer import Scope, Viewer, scope
 
@@ -136,6 +138,7 @@ class PriceChange(msgspec.Struct, frozen=True, kw_only=True):
 
 class PriceHistory(msgspec.Struct, frozen=True, kw_only=True):
     items: list[PriceChange]
+    next_cursor: Annotated[str | None, _eg("eyJ2IjoxMn0")]
     version: Annotated[int, _eg(7)]
 
 
@@ -275,24 +278,59 @@ def card_columns(tier: str | None) -> str:
     )
 
 
-async def get_price_history(pool: asyncpg.Pool, product_id: str, *, viewer: Viewer) -> PriceHistory | None:
-    """Every base-price change of the product's variants, newest first; None if the product is unknown
-    or the viewer may not see it."""
+class _HistoryCursor(msgspec.Struct, frozen=True):
+    v: int  # the product version of the last change on the page
+
+
+_history_cursor = msgspec.json.Decoder(_HistoryCursor)
+
+
+def encode_history_cursor(version: int) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(_HistoryCursor(version))).decode().rstrip("=")
+
+
+def decode_history_cursor(cursor: str) -> int:
+    """The version a page of price history starts below; 422 for anything this service did not issue."""
+    try:
+        after = _history_cursor.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, msgspec.DecodeError):
+        raise Invalid("cursor", "is not a cursor this service issued") from None
+    if not 0 < after.v < 2**63:
+        raise Invalid("cursor", "is not a cursor this service issued")
+    return after.v
+
+
+async def get_price_history(
+    pool: asyncpg.Pool, product_id: str, *, viewer: Viewer, limit: int = 20, cursor: str | None = None
+) -> PriceHistory | None:
+    """A page of the base-price changes of the product's variants, newest first (keyset on the product
+    version each change made, so a change made meanwhile never shifts a later page); None if the
+    product is unknown or the viewer may not see it. Header and page come from one statement."""
+    before = decode_history_cursor(cursor) if cursor is not None else None
     if _unstorable(product_id):
         return None
-    scoped = scope(viewer, listed=False, param=2, alias="h")
+    scoped = scope(viewer, listed=False, param=4, alias="h")
     rows = await pool.fetch(
-        f"SELECT h.version, {_columns(PriceChange, 'c.')} FROM catalogue.price_histories h"
-        " LEFT JOIN catalogue.price_changes c ON c.product_id = h.product_id"
+        f"SELECT h.version AS product_version, c.version AS change_version, {_columns(PriceChange, 'c.')}"
+        " FROM catalogue.price_histories h LEFT JOIN LATERAL ("
+        " SELECT * FROM catalogue.price_changes c WHERE c.product_id = h.product_id"
+        " AND ($2::bigint IS NULL OR c.version < $2) ORDER BY c.version DESC LIMIT $3) c ON true"
         f" WHERE h.product_id = $1 AND {scoped.where} ORDER BY c.version DESC",
         product_id,
+        before,
+        limit + 1,
         *scoped.args,
     )
     if not rows:
         return None
     changes = [_plain(row, "previous_price", "new_price") for row in rows if row["variant_id"] is not None]
     items = [PriceChange(**{name: c[name] for name in PriceChange.__struct_fields__}) for c in changes]
-    return PriceHistory(items=items, version=rows[0]["version"])
+    more = len(items) > limit
+    return PriceHistory(
+        items=items[:limit],
+        next_cursor=encode_history_cursor(changes[limit - 1]["change_version"]) if more else None,
+        version=rows[0]["product_version"],
+    )
 
 
 def _category(scoped: Scope) -> str:

@@ -47,7 +47,11 @@ PROBLEMS = {
     ),
     412: problem("`If-Match` named a version the aggregate no longer has."),
     413: problem("The body exceeds 1 MiB."),
+    415: problem("A body sent as anything but `Content-Type: application/json`."),
     422: problem("Invalid fields; `errors` names each one."),
+    429: problem(
+        "The caller sent more requests than its rate limit allows; retry after `Retry-After` seconds."
+    ),
     503: problem(
         "Overloaded, or a backing service is down (`unavailable`, `service` names it); retry after"
         " `Retry-After` seconds. `outcome-unknown`: it went away while the command committed, which may"

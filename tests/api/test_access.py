@@ -136,6 +136,7 @@ PROTECTED = [
     ("GET", f"/customers/{RANDOM_ID}", None),
     ("GET", f"/customers/{RANDOM_ID}/addresses", None),
     ("GET", "/customers?email=a@example.com", None),
+    ("POST", "/customers/lookup", {"email": "a@example.com"}),
     ("GET", "/customers/segments", None),
     ("PUT", f"/customers/{RANDOM_ID}/profile", {"first_name": "x"}),
     ("PUT", f"/customers/{RANDOM_ID}/tier", {"new_tier": "Gold"}),
@@ -306,6 +307,10 @@ class TestCustomer:
         assert by_external.json()["customer_id"] == customer_id
         by_email = await read_until(client, f"/customers?email={body['email'].upper()}", me)
         assert by_email.json()["customer_id"] == customer_id
+        # The same lookup row answered the query string above.
+        looked_up = await client.post("/customers/lookup", json={"email": body["email"].upper()}, headers=me)
+        assert looked_up.status_code == 200, looked_up.text
+        assert looked_up.json()["customer_id"] == customer_id
 
     async def test_learns_nothing_about_other_ids(self, client):
         other_id, other = await register(client)
@@ -340,6 +345,8 @@ class TestCustomer:
             "email=nobody@example.com",
         ):
             assert_forbidden(await client.get(f"/customers?{query}", headers=me))
+        for email in (other["email"], "nobody@example.com"):
+            assert_forbidden(await client.post("/customers/lookup", json={"email": email}, headers=me))
 
     async def test_changes_itself(self, client):
         customer_id, body = await register(client)
@@ -474,3 +481,31 @@ async def test_rs256_tokens_from_a_jwks_file(context_settings, tmp_path):
         for token in (unknown_kid, confused, hs256("admin", "a"), alg_none("admin", "a")):
             refused = await client.get("/customers/segments", headers=bearer(token))
             assert_unauthenticated(refused, invalid_token=True)
+
+
+@pytest.mark.parametrize(
+    ("address", "overrides", "served"),
+    [
+        ("127.0.0.1", {}, True),
+        ("127.8.9.10", {}, True),
+        ("192.0.2.2", {}, False),
+        ("192.0.2.2", {"auth_allow_public": True}, True),
+        (
+            "192.0.2.2",
+            {"auth": "jwt", "jwt_secret": SECRET, "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE},
+            True,
+        ),
+    ],
+)
+async def test_auth_none_serves_only_connections_to_a_loopback_address(settings, address, overrides, served):
+    """The address a connection reached (ASGI `server`; the test transport takes it from the URL)."""
+    app = create_app(Settings(**{f: getattr(settings, f) for f in settings.__struct_fields__} | overrides))
+    async with AsyncTestClient(app=app, base_url=f"http://{address}:8000", timeout=30) as client:
+        for method, path in (("GET", "/health"), ("GET", "/products"), ("POST", "/categories")):
+            response = await client.request(method, path, json={"name": "Far"} if method == "POST" else None)
+            if served:
+                assert response.status_code in (200, 201, 401), response.text
+            else:
+                problem = assert_problem(response, 403)
+                assert problem["type"] == "urn:shopstream:problem:loopback-only"
+                assert response.headers["x-correlation-id"]

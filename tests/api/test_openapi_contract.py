@@ -87,12 +87,16 @@ def test_every_product_operation_documents_its_errors_as_problem_json(document):
 def test_answers_document_their_headers(document):
     for path, method, operation in operations(document):
         responses = operation["responses"]
-        if "503" in responses:
-            assert "Retry-After" in responses["503"]["headers"], (method, path)
+        for refused in ("429", "503"):
+            if refused in responses:
+                assert "Retry-After" in responses[refused]["headers"], (method, path, refused)
         if "201" in responses:
             assert {"Location", "ETag"} <= responses["201"]["headers"].keys(), (method, path)
     assert "ETag" in document["paths"]["/customers/{customer_id}"]["get"]["responses"]["200"]["headers"]
     assert "ETag" in document["paths"]["/products/{product_id}"]["get"]["responses"]["200"]["headers"]
+    # Any caller may meet its rate limit, and any body may be sent as something else than JSON.
+    assert {"415", "429"} <= document["paths"]["/customers"]["post"]["responses"].keys()
+    assert "429" in document["paths"]["/products"]["get"]["responses"]
     metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert list(metrics) == ["text/plain; version=1.0.0; charset=utf-8"]
 

@@ -330,6 +330,74 @@ class TestHostileInputNeverYields500:
         assert_problem(await send_raw(client, route, unknown, content), 404)
 
 
+# --- the media type of a body ----------------------------------------------------------------------
+
+# What a web page may send cross-origin without a preflight (text/plain, a form), no type at all, and
+# JSON-like types the service does not speak.
+NOT_JSON = [
+    None,
+    "text/plain",
+    "text/plain; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/merge-patch+json",
+    "text/json",
+    "application/jsonx",
+]
+QUERIES = ROUTES.queries  # reads sent as POST: their input stays out of the URL
+
+
+class TestMediaType:
+    @routes(ROUTES.all + QUERIES)
+    async def test_a_body_not_declared_as_json_is_415_and_runs_nothing(self, client, db, route):
+        target = await target_of(client, route)
+        content = json.dumps(body_of(route, ids=target.ids) or {}).encode()
+        path = route.path.format(**target.ids)
+        before = await outbox_size(db, route.context)
+        for content_type in NOT_JSON:
+            headers = {} if content_type is None else {"content-type": content_type}
+            refused = await client.request(route.method, path, content=content, headers=headers)
+            assert refused.status_code == 415, (content_type, refused.text)
+            problem = assert_problem(refused, 415)
+            assert problem["type"] == "urn:shopstream:problem:unsupported-media-type"
+        assert await outbox_size(db, route.context) == before
+        declared = {"content-type": "Application/JSON; charset=UTF-8"}
+        accepted = await client.request(route.method, path, content=content, headers=declared)
+        if route in QUERIES:
+            assert accepted.status_code in (200, 404), accepted.text
+        else:
+            assert_answered(route, accepted, target, target.version + 1)
+
+    @routes(ROUTES.all)
+    async def test_two_content_types_are_415(self, client, everything, route):
+        headers = [("content-type", "application/json"), ("content-type", "text/plain")]
+        response = await client.request(
+            route.method, route.path.format(**everything), content=b"{}", headers=headers
+        )
+        assert_problem(response, 415)
+
+
+class TestQueriesSentAsPost:
+    def test_the_customer_lookup_is_one(self):
+        assert "POST /customers/lookup" in {str(r) for r in QUERIES}
+
+    @routes(QUERIES)
+    def test_is_documented_as_a_read_of_a_json_body(self, route):
+        assert route.operation is not None and route.body is not None
+        headers = {p["name"] for p in route.operation.get("parameters", ()) if p["in"] == "header"}
+        assert not headers & {"Idempotency-Key", "If-Match"}
+        assert "200" in route.operation["responses"] and "201" not in route.operation["responses"]
+        assert body_of(route) is not None
+
+    @routes(QUERIES)
+    async def test_changes_nothing(self, client, db, route):
+        before = {context: await outbox_size(db, context) for context in ("identity", "catalogue")}
+        for _ in range(2):
+            response = await send(client, route, {})
+            assert response.status_code in (200, 404), response.text
+        assert {context: await outbox_size(db, context) for context in before} == before
+
+
 # --- what the creating routes make ----------------------------------------------------------------
 
 MAKING_AGGREGATES = [r for r in ROUTES.creators.values() if not r.params]
@@ -377,7 +445,7 @@ async def test_the_routes_under_test_are_the_write_routes_the_served_document_li
         for method, operation in item.items()
         if method.upper() in {"POST", "PUT", "PATCH", "DELETE"} and "operations" not in operation["tags"]
     }
-    assert served == {str(r) for r in ROUTES.all}
+    assert served == {str(r) for r in ROUTES.all + QUERIES}
 
 
 class TestOpenApi:

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -1069,7 +1070,54 @@ class TestPriceHistory:
         product_id = await create_product(client)
         await add_variant(client, product_id)
         response = await eventually(client, f"/products/{product_id}/price-history", 2)
-        assert response.json() == {"items": [], "version": 2}
+        assert response.json() == {"items": [], "next_cursor": None, "version": 2}
+
+    async def test_pages_by_limit_and_cursor_to_the_whole_history(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price="10")
+        for price in ("11", "12", "13", "14", "15"):
+            await client.put(
+                f"/products/{product_id}/variants/{variant_id}/price", json={"base_price": price}
+            )
+        whole = (await eventually(client, f"/products/{product_id}/price-history", 7)).json()
+        assert [c["new_price"] for c in whole["items"]] == ["15.00", "14.00", "13.00", "12.00", "11.00"]
+        assert whole["next_cursor"] is None
+        pages, cursor = [], None
+        while True:
+            query = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            page = await client.get(f"/products/{product_id}/price-history?{httpx.QueryParams(query)}")
+            assert page.status_code == 200, page.text
+            assert page.json()["version"] == 7 and page.headers["etag"] == '"7"'
+            pages.append([c["new_price"] for c in page.json()["items"]])
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+        assert pages == [["15.00", "14.00"], ["13.00", "12.00"], ["11.00"]]
+
+    async def test_a_change_made_meanwhile_does_not_shift_the_next_page(self, client):
+        product_id = await create_product(client)
+        variant_id = await add_variant(client, product_id, base_price="10")
+        for price in ("11", "12", "13"):
+            await client.put(
+                f"/products/{product_id}/variants/{variant_id}/price", json={"base_price": price}
+            )
+        await eventually(client, f"/products/{product_id}/price-history", 5)
+        first = (await client.get(f"/products/{product_id}/price-history?limit=2")).json()
+        await client.put(f"/products/{product_id}/variants/{variant_id}/price", json={"base_price": "14"})
+        await eventually(client, f"/products/{product_id}/price-history", 6)
+        query = httpx.QueryParams(limit=2, cursor=first["next_cursor"])
+        second = (await client.get(f"/products/{product_id}/price-history?{query}")).json()
+        assert [c["new_price"] for c in first["items"] + second["items"]] == ["13.00", "12.00", "11.00"]
+        assert second["next_cursor"] is None and second["version"] == 6
+
+    @pytest.mark.parametrize(
+        "query",
+        ["limit=0", "limit=101", "limit=x", "cursor=nope", "cursor=eyJ2IjowfQ", "cursor=e30", "cursor=%00"],
+    )
+    async def test_a_bad_limit_or_cursor_is_422(self, client, query):
+        product_id = await create_product(client)
+        await eventually(client, f"/products/{product_id}/price-history", 1)
+        assert_problem(await client.get(f"/products/{product_id}/price-history?{query}"), 422)
 
 
 # --- POST /categories and the category commands ----------------------------------------------------

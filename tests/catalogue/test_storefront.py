@@ -194,6 +194,9 @@ def _named(shop: dict[str, str], items: list[dict[str, Any]]) -> set[str]:
     return {by_id[item["product_id"]] for item in items if item["product_id"] in by_id}
 
 
+LATER_PAGE = "eyJ2IjoxfQ"  # {"v": 1}: the changes below version 1, of which there are none
+
+
 def _not_found(response: httpx.Response, product_id: str) -> dict[str, Any]:
     """The problem body, with the id it names taken out."""
     assert response.status_code == 404, response.text
@@ -214,14 +217,20 @@ class TestEachCaller:
             product_id = shop[kind]
             detail = await client.get(f"/products/{product_id}", headers=headers)
             history = await client.get(f"/products/{product_id}/price-history", headers=headers)
+            # A page further on (a cursor from any product: cursors name only a version) obeys the same rule.
+            later = await client.get(
+                f"/products/{product_id}/price-history?limit=1&cursor={LATER_PAGE}", headers=headers
+            )
             if kind in BY_ID[caller]:
                 assert detail.status_code == 200, (kind, detail.text)
                 assert detail.json()["product_id"] == product_id
                 assert history.status_code == 200, (kind, history.text)
                 assert len(history.json()["items"]) == 1
+                assert later.status_code == 200 and later.json()["items"] == [], (kind, later.text)
             else:
                 assert _not_found(detail, product_id) == nothing, kind
                 assert _not_found(history, product_id) == no_history, kind
+                assert _not_found(later, product_id) == no_history, kind
 
     async def test_cards_list_exactly_what_it_may_list(self, client, shop, caller):
         headers = CALLERS[caller]

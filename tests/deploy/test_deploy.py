@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import uuid
@@ -23,7 +24,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bus.errors import Refusal
+from shopstream.auth import check_listener
 from shopstream.bootstrap import product_modules
+from shopstream.ratelimit import Rate
 from shopstream.settings import Settings
 from tests.apps import app_client, eventually
 
@@ -244,7 +247,7 @@ def test_dashboard_lints() -> None:
         assert all(isinstance(grid[k], int) for k in ("h", "w", "x", "y")), panel["title"]
         assert grid["x"] + grid["w"] <= 24, panel["title"]
     rows = [panel["title"] for panel in panels if panel["type"] == "row"]
-    assert rows == ["HTTP", "Commands", "Outbox", "Relay", "Consumers", "Dead letters", "Database pools and processes"]  # fmt: skip
+    assert rows == ["HTTP", "Commands", "Outbox", "Relay", "Consumers", "Dead letters", "Database pools and processes", "Rate limits"]  # fmt: skip
     for panel in queried_panels():
         assert panel["datasource"] == {"type": "prometheus", "uid": uid}, panel["title"]
         assert panel["targets"], panel["title"]
@@ -277,10 +280,79 @@ def test_grafana_provisioning_points_at_the_compose_services() -> None:
 
 SETTINGS_VARIABLES = {field.encode_name for field in msgspec.structs.fields(Settings)}
 SETTINGS_VARIABLES.add("SHOPSTREAM_ADMIN_TOKEN")
+SERVER_VARIABLES = {"FORWARDED_ALLOW_IPS"}  # uvicorn's own: whose X-Forwarded-For it believes
 
 
 def known_variable(name: str) -> bool:
-    return name in SETTINGS_VARIABLES or name.startswith("OTEL_")
+    return name in SETTINGS_VARIABLES or name in SERVER_VARIABLES or name.startswith("OTEL_")
+
+
+# Compose's interpolation, as far as compose.yaml uses it: ${NAME}, ${NAME:-default}, ${NAME:?message}.
+_INTERPOLATED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:[-?])([^}]*))?\}")
+# What compose must never start without: no default may stand in for them.
+SECRETS = {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "SHOPSTREAM_ADMIN_TOKEN", "SHOPSTREAM_JWT_SECRET"}
+
+
+class MissingVariable(Exception):
+    pass
+
+
+def interpolate(text: str, environ: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name, operator, argument = match.groups()
+        given = environ.get(name, "")
+        if given:
+            return given
+        if operator == ":?":
+            raise MissingVariable(f"{name}: {argument}")
+        return argument if operator == ":-" else ""
+
+    return _INTERPOLATED.sub(value, text)
+
+
+def example_values() -> dict[str, str]:
+    lines = (DEPLOY / "shopstream.env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def filled() -> dict[str, str]:
+    """deploy/shopstream.env as an operator fills it in: every secret set."""
+    return example_values() | {name: secrets.token_hex(32) for name in SECRETS}
+
+
+def test_compose_refuses_to_start_without_each_secret() -> None:
+    text = (DEPLOY / "compose.yaml").read_text()
+    used = {name: operator for name, operator, _ in _INTERPOLATED.findall(text) if name in SECRETS}
+    assert used == dict.fromkeys(SECRETS, ":?"), "a secret without ${NAME:?message}, or with a default"
+    example = example_values()
+    assert {name: example[name] for name in SECRETS} == dict.fromkeys(SECRETS, "")  # no shared default
+    for name in sorted(SECRETS | {"SHOPSTREAM_JWT_ISSUER", "SHOPSTREAM_JWT_AUDIENCE"}):
+        with pytest.raises(MissingVariable, match=f"^{name}: set {name} "):
+            interpolate(text, {k: v for k, v in filled().items() if k != name})
+    with pytest.raises(MissingVariable):
+        interpolate(text, example)  # the example as it is, secrets empty
+    interpolate(text, filled())
+
+
+def test_compose_requires_bearer_tokens_and_takes_every_password_from_the_environment() -> None:
+    environ = filled()
+    services = yaml.safe_load(interpolate((DEPLOY / "compose.yaml").read_text(), environ))["services"]
+    for name in ("migrate", "api", "worker"):
+        env = services[name]["environment"]
+        assert env["SHOPSTREAM_AUTH"] == "jwt", name
+        assert "SHOPSTREAM_AUTH_ALLOW_PUBLIC" not in env, name
+        assert env["SHOPSTREAM_JWT_SECRET"] == environ["SHOPSTREAM_JWT_SECRET"], name
+        assert env["SHOPSTREAM_ADMIN_TOKEN"] == environ["SHOPSTREAM_ADMIN_TOKEN"], name
+        assert f":{environ['POSTGRES_PASSWORD']}@postgres:" in env["DATABASE_URL"], name
+        settings = Settings.from_env({k: str(v) for k, v in env.items()})
+        check_listener(settings)  # HOST 0.0.0.0 with tokens required: accepted, keys usable
+        assert Rate.parse(settings.rate_limit_reads) and Rate.parse(settings.rate_limit_writes)
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == environ["POSTGRES_PASSWORD"]
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == environ["GRAFANA_ADMIN_PASSWORD"]
+    assert grafana["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in nginx  # overwritten: not spoofable
 
 
 def test_compose_runs_every_part_with_pinned_images() -> None:
@@ -320,8 +392,7 @@ def test_compose_scales_api_and_workers_and_sends_traces_to_the_collector() -> N
         assert env["DATABASE_URL"].split("@")[1].startswith("postgres:")
         assert env["REDIS_URL"].startswith("redis://redis:")
         assert all(known_variable(name) for name in env), sorted(n for n in env if not known_variable(n))
-        (env_file,) = service["env_file"]
-        assert env_file["path"] == "shopstream.env"
+        assert "env_file" not in service  # a container gets what compose.yaml names, no other secret
     example = (DEPLOY / "shopstream.env.example").read_text()
     assert re.search(r"^SHOPSTREAM_ADMIN_TOKEN=", example, re.M)
     collector = yaml.safe_load((DEPLOY / "otel-collector.yaml").read_text())

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.apps import OMIT, created, events_of, eventually, merged, until
+from tests.apps import OMIT, created, events_of, eventually, merged, outbox_size, until
 from tests.hostile import NOT_IDS
 from tests.problems import assert_accepted, assert_problem, is_uuid
 from tests.routes import app_routes, send
@@ -959,6 +959,39 @@ class TestLookup:
     @pytest.mark.parametrize("query", ["", "?email=a@example.com&external_id=x"])
     async def test_exactly_one_of_email_and_external_id_is_required(self, client, query):
         assert_problem(await client.get(f"/customers{query}"), 422)
+
+
+class TestLookupByBody:
+    """`POST /customers/lookup`: the lookup by e-mail with the address in the body, not the URL."""
+
+    async def test_by_email_in_any_case(self, client, db):
+        email = f"Body.Case.{uuid.uuid4().hex[:8]}@Example.com"
+        customer_id = await register(client, email=email)
+        await eventually(client, f"/customers/{customer_id}", 1)
+        before = await outbox_size(db, "identity")
+        for spelling in (email, email.lower(), email.upper()):
+            response = await client.post("/customers/lookup", json={"email": spelling})
+            assert response.status_code == 200, response.text
+            assert response.json()["customer_id"] == customer_id and response.json()["email"] == email
+            assert response.headers["etag"] == '"1"'
+        assert await outbox_size(db, "identity") == before  # a read: nothing recorded
+
+    async def test_answers_as_the_query_string_form_does(self, client):
+        customer_id = await register(client, **person())
+        card = (await eventually(client, f"/customers/{customer_id}", 1)).json()
+        by_query = await client.get(f"/customers?{httpx.QueryParams(email=card['email'])}")
+        by_body = await client.post("/customers/lookup", json={"email": card["email"]})
+        assert by_body.json() == by_query.json() == card
+
+    async def test_nobody_matching_is_404(self, client):
+        assert_problem(await client.post("/customers/lookup", json={"email": "nobody@example.com"}), 404)
+
+    @pytest.mark.parametrize(
+        "body",
+        [{}, {"email": "not-an-address"}, {"email": 7}, {"email": "a@example.com", "external_id": "x"}],
+    )
+    async def test_a_body_without_one_valid_email_is_422(self, client, body):
+        assert_problem(await client.post("/customers/lookup", json=body), 422)
 
 
 async def write_model_segments(db: asyncpg.Connection) -> dict[str, dict[str, int]]:

@@ -74,3 +74,23 @@ async def test_a_line_logged_while_serving_a_request_carries_its_correlation_id(
     assert response.status_code == 200
     served = [json.loads(line) for line in lines.getvalue().splitlines() if "serving the probe" in line]
     assert served and served[0]["correlation_id"] == "probe-42"
+
+
+def test_uvicorn_access_lines_carry_no_email_address():
+    """uvicorn logs each request's target; `configure_logging` scrubs personal query values from it."""
+    from observability.logging import configure_logging
+
+    configure_logging("INFO")
+    access = logging.getLogger("uvicorn.access")
+    record = access.makeRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/customers?email=ada%40example.com&limit=2", "1.1", 404),
+        None,
+    )
+    for kept in access.filters:
+        kept.filter(record)  # type: ignore[union-attr]
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /customers?email=REDACTED&limit=2 HTTP/1.1" 404'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -120,6 +121,24 @@ async def test_span_names_never_hold_raw_paths_and_probes_are_not_traced(context
     names = [s.name for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
     assert names == ["GET /customers/{customer_id}", "GET"]
     assert not any(str(missing) in s.name for s in spans.get_finished_spans())
+
+
+async def test_an_email_address_in_a_query_never_reaches_a_span(context_settings, spans):
+    settings = await context_settings("private_query")
+    email = f"private.{uuid.uuid4().hex[:10]}@example.com"
+    async with app_client(settings) as client:
+        assert (await client.get(f"/customers?{httpx.QueryParams(email=email)}")).status_code == 404
+        assert (await client.get(f"/customers?limit=1&email={email}&external_id=x")).status_code == 422
+        assert (await client.post("/customers/lookup", json={"email": email})).status_code == 404
+    servers = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert [s.name for s in servers] == ["GET /customers", "GET /customers", "POST /customers/lookup"]
+    assert servers[0].attributes is not None and servers[1].attributes is not None
+    assert servers[0].attributes["http.url"].endswith("/customers?email=REDACTED")
+    assert servers[1].attributes["http.url"].endswith("?limit=1&email=REDACTED&external_id=x")
+    local_part = email.split("@")[0]
+    for span in spans.get_finished_spans():
+        for name, value in (span.attributes or {}).items():
+            assert local_part not in str(value), (span.name, name, value)
 
 
 def test_without_otel_traces_exporter_nothing_is_configured():

@@ -16,11 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from contexts.edge.access import EVERYONE, Principal, Role
+from shopstream.app import create_app
 from shopstream.auth import (
     Authenticator,
     Keys,
     TokenRefused,
     TokenVerifier,
+    arrived_on_loopback,
     check_listener,
     is_loopback,
     mint,
@@ -103,6 +105,32 @@ class TestListener:
         check_listener(
             Settings(host="0.0.0.0", auth="jwt", jwt_secret=SECRET, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
         )
+
+    @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5"])
+    def test_the_app_factory_refuses_auth_none_on_a_public_host_too(self, host):
+        with pytest.raises(ConfigurationError, match="SHOPSTREAM_AUTH=none") as refused:
+            create_app(Settings(host=host))
+        assert "\n" not in str(refused.value)
+        create_app(Settings(host=host, auth_allow_public=True))
+
+    @pytest.mark.parametrize(
+        ("server", "local"),
+        [
+            (("127.0.0.1", 8000), True),
+            (("127.3.2.1", 8000), True),
+            (("::1", 8000), True),
+            (("::ffff:127.0.0.1", 8000), True),
+            (("192.0.2.2", 8000), False),
+            (("10.0.0.5", 8000), False),
+            (("::ffff:192.0.2.2", 8000), False),
+            (("fd00::2", 8000), False),
+            (("/run/shopstream.sock", None), True),  # a Unix socket
+            (None, True),
+            (("testserver.local", 80), True),  # an in-process test transport
+        ],
+    )
+    def test_a_connection_is_judged_by_the_address_it_reached(self, server, local):
+        assert arrived_on_loopback(server) is local
 
     @pytest.mark.parametrize("command", ["api", "serve"])
     def test_serve_and_api_refuse_to_start_with_one_line(self, command, tmp_path):

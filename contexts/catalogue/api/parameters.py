@@ -63,6 +63,15 @@ NewestCursor = Annotated[
     ),
 ]
 
+HistoryCursor = Annotated[
+    str | None,
+    QueryParameter(
+        description="`next_cursor` of the previous page of this product's price history; any other value is 422",
+        schema_extra={"format": "price-history-cursor"},
+        examples=[Example(value="eyJ2IjoxMn0")],
+    ),
+]
+
 
 def _examples(*values: object) -> list[Example]:
     return [Example(summary=str(value), value=value) for value in values]

@@ -20,6 +20,7 @@ from contexts.catalogue.api.parameters import (
     Brands,
     CurrencyFilter,
     FacetList,
+    HistoryCursor,
     IncludeSubcategories,
     Limit,
     NewestCursor,
@@ -288,14 +289,20 @@ class ProductController(Controller):
         summary="Price history",
     )
     async def price_history(
-        self, pool: ReadPool, viewer: Viewer, product_id: ProductId
+        self,
+        pool: ReadPool,
+        viewer: Viewer,
+        product_id: ProductId,
+        limit: Limit = 20,
+        cursor: HistoryCursor = None,
     ) -> Response[queries.PriceHistory]:
-        """Every base-price change of every variant, newest first; 404 for a product the caller may not see."""
-        return found(
-            await queries.get_price_history(pool, parse_product_id(product_id), viewer=viewer),
-            "product",
-            product_id,
+        """Every base-price change of every variant, newest first, a page at a time: `next_cursor` fetches
+        the next page (null on the last); `version` is the product's. 404 for a product the caller may not
+        see."""
+        history = await queries.get_price_history(
+            pool, parse_product_id(product_id), viewer=viewer, limit=limit, cursor=cursor
         )
+        return found(history, "product", product_id)
 
 
 class SellerController(Controller):

@@ -75,6 +75,13 @@ class EmailChange(Body, command=ChangeEmail):
     ]
 
 
+class EmailLookup(Body):
+    """Who holds an e-mail address: a read, sent as a body so that the address stays out of URLs (and
+    so out of access logs, proxies' logs and traces)."""
+
+    email: Annotated[Email, Meta(examples=["ada@example.com"], description="matched regardless of case")]
+
+
 class NewAddress(Body, command=AddAddress):
     schema_extra: ClassVar[dict[str, Any]] = {
         "anyOf": [_GEO_BOTH, {"properties": _GEO_CLEARED["properties"]}],

@@ -15,11 +15,12 @@ from contexts.edge.bodies import command_from
 from contexts.edge.changes import change
 from contexts.edge.dependencies import CommandRunner, ExpectedVersion, ReadPool, command_dependencies
 from contexts.edge.responses import Accepted, created, found
-from contexts.identity import queries
+from contexts.identity import queries, values
 from contexts.identity.account import CloseAccount, ReactivateAccount, SuspendAccount
 from contexts.identity.api import (
     CustomerCreated,
     EmailChange,
+    EmailLookup,
     ProfileChange,
     Registration,
     Suspension,
@@ -194,6 +195,27 @@ class CustomerController(Controller):
     async def segments(self, pool: ReadPool) -> queries.SegmentCounts:
         return await queries.get_segments(pool)
 
+    @post(
+        "/lookup",
+        operation_id="lookUpCustomer",
+        status_code=200,
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="Find a customer by e-mail, the address kept out of the URL",
+    )
+    async def look_up(
+        self, pool: ReadPool, request: Request[Any, Any, Any], data: JSONBody[EmailLookup]
+    ) -> Response[queries.CustomerCard]:
+        """The card of the customer holding the address (case-insensitive); 404 when nobody does. A read:
+        it changes nothing, so it needs no `Idempotency-Key`. Prefer it to `GET /customers?email=`, whose
+        URL carries the address."""
+        email = values.email(data.email)  # what the document promises: a malformed address is 422
+        own = principal_of(request).acting_as(Role.CUSTOMER)
+        if own is not None and not await queries.is_own(pool, own, email=email):
+            raise NotYourAccount()
+        return found(await queries.get_customer_card_by(pool, email=email), "customer")
+
     @get(
         "/",
         operation_id="findCustomer",
@@ -209,7 +231,8 @@ class CustomerController(Controller):
         email: Annotated[str | None, QueryParameter(description=f"case-insensitive; {_EITHER}")] = None,
         external_id: Annotated[str | None, QueryParameter(description=_EITHER)] = None,
     ) -> Response[queries.CustomerCard]:
-        """Exactly one of `email` and `external_id`; 404 when nobody matches."""
+        """Exactly one of `email` and `external_id`; 404 when nobody matches. The e-mail address is kept out
+        of traces and access logs, but `POST /customers/lookup` keeps it out of the URL altogether."""
         if (email is None) == (external_id is None):
             raise Invalid("email", "give exactly one of `email` and `external_id`")
         own = principal_of(request).acting_as(Role.CUSTOMER)
