@@ -1,0 +1,130 @@
+"""Personal data in identity's event log: sealed per customer, opened for identity's own read models.
+
+An event's `personal` fields leave the payload and travel as one AES-GCM ciphertext under `"sealed"`,
+made with the customer's data key and bound to the customer and the event type; every other field (ids,
+status, tier, flags, instants) stays plain, so other contexts' read models need no key. Opening puts the
+fields back; where the data key is gone (erased) or the reader needs no personal data, each reads as
+erased: `ERASED` for a required text, null for an optional field. A payload without `"sealed"` was
+written in plain text by an earlier release (`PersonalData.prepare` seals those at start) and opens as
+it is. The data keys themselves live in `identity.customers` (`contexts.identity.datakeys`).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bus.messages import Envelope, Event, encoder
+from bus.outbox import Outbox
+from bus.sealing import Keyring, seal, unseal
+from contexts.identity import datakeys
+from contexts.identity import events as e
+from contexts.identity.values import ERASED
+
+SEALED = "sealed"
+_EVENTS: tuple[type[Event], ...] = (
+    e.CustomerRegistered, e.ProfileUpdated, e.AddressAdded, e.AddressUpdated, e.EmailChanged,
+    e.AccountSuspended,
+)  # fmt: skip
+PERSONAL: dict[str, tuple[str, ...]] = {cls.tag(): cls.personal for cls in _EVENTS}  # type: ignore[attr-defined]
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _erased_fields(cls: type[Event]) -> dict[str, Any]:
+    """What each personal field of `cls` reads once erased: null where null is allowed, else `ERASED`."""
+    nullable = {f.name for f in msgspec.structs.fields(cls) if "None" in str(f.type) or f.type is type(None)}
+    return {name: None if name in nullable else ERASED for name in cls.personal}  # type: ignore[attr-defined]
+
+
+ERASED_FIELDS: dict[str, dict[str, Any]] = {cls.tag(): _erased_fields(cls) for cls in _EVENTS}
+
+
+def bound_to(customer_id: str, event_type: str) -> bytes:
+    return f"{customer_id}\x00{event_type}".encode()
+
+
+def is_personal(event: Event) -> bool:
+    return event.tag() in PERSONAL
+
+
+def seal_event(cipher: AESGCM, customer_id: str, event: Event) -> str:
+    """The event's payload with its personal fields sealed (JSON text)."""
+    if not is_personal(event):
+        return encoder.encode(event).decode()
+    fields = seal_fields(cipher, customer_id, event.tag(), msgspec.to_builtins(event))
+    return encoder.encode(fields).decode()
+
+
+def seal_fields(
+    cipher: AESGCM | None, customer_id: str, event_type: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """A payload's fields with the personal ones sealed; erased if there is no key to seal them with."""
+    if cipher is None:
+        return fields | ERASED_FIELDS[event_type]
+    hidden = {name: fields.pop(name) for name in PERSONAL[event_type] if name in fields}
+    sealed = seal(cipher, encoder.encode(hidden), bound_to(customer_id, event_type))
+    return fields | {SEALED: base64.b64encode(sealed).decode()}
+
+
+def open_fields(
+    fields: dict[str, Any], cipher: AESGCM | None, customer_id: str, event_type: str
+) -> dict[str, Any]:
+    """A stored payload's fields with the personal ones opened, or erased when `cipher` is None."""
+    sealed = fields.pop(SEALED, None)
+    if sealed is None:  # plain text, from an earlier release
+        return fields if cipher is not None else fields | ERASED_FIELDS[event_type]
+    if cipher is None:
+        return fields | ERASED_FIELDS[event_type]
+    try:
+        hidden = unseal(cipher, base64.b64decode(sealed), bound_to(customer_id, event_type))
+    except InvalidTag:  # not this customer's key: treat as unreadable rather than park the consumer
+        return fields | ERASED_FIELDS[event_type]
+    return fields | _decode(hidden)
+
+
+class PersonalData:
+    """Identity's sealing (`bus.sealing.Sealing`) over the process's keyring."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self.keys = datakeys.DataKeys(keyring)
+
+    async def open(
+        self, conn: asyncpg.Connection, envelopes: Sequence[Envelope], unsealed: bool
+    ) -> list[bytes]:
+        personal = [i for i, env in enumerate(envelopes) if env.type in PERSONAL]
+        opened: list[Any] = [env.payload for env in envelopes]
+        if not personal:
+            return opened
+        ciphers: dict[str, AESGCM] = {}
+        if unsealed:
+            ciphers = await self.keys.ciphers(conn, {envelopes[i].aggregate_id for i in personal})
+        for i in personal:
+            env = envelopes[i]
+            fields = open_fields(
+                _decode(env.payload), ciphers.get(env.aggregate_id), env.aggregate_id, env.type
+            )
+            opened[i] = encoder.encode(fields)
+        return opened
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        await self.keys.check(conn)
+        await datakeys.seal_plain_events(conn, self.keys, PERSONAL, seal_fields)
+
+    async def rotate(self, conn: asyncpg.Connection) -> int:
+        await datakeys.seal_plain_events(conn, self.keys, PERSONAL, seal_fields)
+        return await self.keys.rotate(conn)
+
+
+def personal_data_of(outbox: Outbox) -> PersonalData:
+    """The sealing of identity's outbox, as the composition root built it."""
+    sealing = outbox.sealing
+    if not isinstance(sealing, PersonalData):
+        raise RuntimeError("identity's outbox has no personal-data sealing: the module's `sealing` is unset")
+    return sealing
