@@ -89,7 +89,7 @@ class Customer(Aggregate):
         check.done()
         customer = cls(state)
         profile = msgspec.structs.asdict(state)
-        del profile["addresses"]
+        del profile["addresses"], profile["personal_data_erased"]
         customer.raise_event(CustomerRegistered(**profile))
         return customer
 
