@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import asyncpg
+import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -82,7 +83,7 @@ class Sealing(Protocol):
 
     async def open(
         self, conn: asyncpg.Connection, envelopes: Sequence[Envelope], unsealed: bool
-    ) -> list[bytes]:
+    ) -> list[bytes | msgspec.Raw]:
         """The envelopes' payloads as plain JSON for the message registry: with `unsealed`, the sealed
         fields opened with each aggregate's data key (loaded once for the whole batch, in the caller's
         transaction, so that a key destroyed before shows them as erased); without it, shown as erased

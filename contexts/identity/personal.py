@@ -6,7 +6,7 @@ status, tier, flags, instants) stays plain, so other contexts' read models need 
 fields back; where the data key is gone (erased) or the reader needs no personal data, each reads as
 erased: `ERASED` for a required text, null for an optional field. A payload without `"sealed"` was
 written in plain text by an earlier release (`PersonalData.prepare` seals those at start) and opens as
-it is. The data keys themselves live in `identity.customers` (`contexts.identity.datakeys`).
+it is; one with `"sealed": null` was blanked in place, having no key left to be sealed with. The data keys themselves live in `identity.customers` (`contexts.identity.datakeys`).
 """
 
 from __future__ import annotations
@@ -64,28 +64,40 @@ def seal_event(cipher: AESGCM, customer_id: str, event: Event) -> str:
 def seal_fields(
     cipher: AESGCM | None, customer_id: str, event_type: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
-    """A payload's fields with the personal ones sealed; erased if there is no key to seal them with."""
+    """A payload's fields with the personal ones sealed; erased if there is no key to seal them with
+    (`"sealed": null`: nothing left to open)."""
     if cipher is None:
-        return fields | ERASED_FIELDS[event_type]
+        return fields | ERASED_FIELDS[event_type] | {SEALED: None}
     hidden = {name: fields.pop(name) for name in PERSONAL[event_type] if name in fields}
     sealed = seal(cipher, encoder.encode(hidden), bound_to(customer_id, event_type))
     return fields | {SEALED: base64.b64encode(sealed).decode()}
 
 
 def open_fields(
-    fields: dict[str, Any], cipher: AESGCM | None, customer_id: str, event_type: str
+    fields: dict[str, Any], cipher: AESGCM | None, customer_id: str, event_type: str, unsealed: bool
 ) -> dict[str, Any]:
-    """A stored payload's fields with the personal ones opened, or erased when `cipher` is None."""
+    """A stored payload's fields with the personal ones opened for an `unsealed` reader, else erased; a
+    sealed payload opens only with its customer's `cipher`. A plain one (from an earlier release, not
+    sealed yet) reads as it is: an erasure blanks those of its customer (`ERASING_PLAIN`)."""
     sealed = fields.pop(SEALED, None)
-    if sealed is None:  # plain text, from an earlier release
-        return fields if cipher is not None else fields | ERASED_FIELDS[event_type]
+    if not unsealed:
+        return fields | ERASED_FIELDS[event_type]
+    if sealed is None:
+        return fields
     if cipher is None:
         return fields | ERASED_FIELDS[event_type]
     try:
         hidden = unseal(cipher, base64.b64decode(sealed), bound_to(customer_id, event_type))
-    except InvalidTag:  # not this customer's key: treat as unreadable rather than park the consumer
+    except InvalidTag:  # not this customer's key: unreadable, rather than a consumer parked for good
         return fields | ERASED_FIELDS[event_type]
     return fields | _decode(hidden)
+
+
+# Blanks the personal fields of a customer's events still in plain text: $1 customer, $2 type, $3 fields.
+ERASING_PLAIN = (
+    "UPDATE identity.outbox SET payload = payload || $3::jsonb"
+    " WHERE aggregate_id = $1 AND type = $2 AND NOT payload ? 'sealed'"
+)
 
 
 class PersonalData:
@@ -97,7 +109,7 @@ class PersonalData:
 
     async def open(
         self, conn: asyncpg.Connection, envelopes: Sequence[Envelope], unsealed: bool
-    ) -> list[bytes]:
+    ) -> list[bytes | msgspec.Raw]:
         personal = [i for i, env in enumerate(envelopes) if env.type in PERSONAL]
         opened: list[Any] = [env.payload for env in envelopes]
         if not personal:
@@ -108,7 +120,7 @@ class PersonalData:
         for i in personal:
             env = envelopes[i]
             fields = open_fields(
-                _decode(env.payload), ciphers.get(env.aggregate_id), env.aggregate_id, env.type
+                _decode(env.payload), ciphers.get(env.aggregate_id), env.aggregate_id, env.type, unsealed
             )
             opened[i] = encoder.encode(fields)
         return opened
@@ -116,6 +128,16 @@ class PersonalData:
     async def prepare(self, conn: asyncpg.Connection) -> None:
         await self.keys.check(conn)
         await datakeys.seal_plain_events(conn, self.keys, PERSONAL, seal_fields)
+
+    async def erase_plain_events(self, conn: asyncpg.Connection, customer_id: str) -> None:
+        """Blank the personal fields of the customer's events an earlier release left in plain text."""
+        await conn.executemany(
+            ERASING_PLAIN,
+            [
+                (customer_id, kind, encoder.encode(erased | {SEALED: None}).decode())
+                for kind, erased in ERASED_FIELDS.items()
+            ],
+        )
 
     async def rotate(self, conn: asyncpg.Connection) -> int:
         await datakeys.seal_plain_events(conn, self.keys, PERSONAL, seal_fields)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 import msgspec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -16,6 +17,7 @@ from bus.uow import Outcome, UnitOfWork
 from contexts.identity.commands import CustomerCommand
 from contexts.identity.customer import Customer, CustomerState
 from contexts.identity.errors import EmailAlreadyRegistered, ExternalIdAlreadyRegistered, NotYourAccount
+from contexts.identity.events import PersonalDataErased
 from contexts.identity.personal import is_personal, personal_data_of, seal_event
 
 _state_decoder = msgspec.json.Decoder(CustomerState)
@@ -49,7 +51,9 @@ class Customers(Repository[Customer]):
 
     def __init__(self, uow: UnitOfWork) -> None:
         super().__init__(uow)
-        self._keys = personal_data_of(uow.outbox).keys
+        self._personal = personal_data_of(uow.outbox)
+        self._keys = self._personal.keys
+        self._loaded: list[Customer] = []
         self._ciphers: dict[str, AESGCM] = {}
         self._new_keys: dict[str, tuple[str, bytes]] = {}  # customer → KEK id and wrapped key to store
 
@@ -70,6 +74,7 @@ class Customers(Repository[Customer]):
         if row is None:
             return None
         customer = self.load(row["state"], row["version"])
+        self._loaded.append(customer)
         if row["data_key"] is not None:
             self._ciphers[aggregate_id] = self._keys.cipher(aggregate_id, row["data_kek"], row["data_key"])
         self.uow.track(self, customer)
@@ -85,6 +90,15 @@ class Customers(Repository[Customer]):
             return statement, args
         return (_UPDATE_GIVING_KEY if customer.loaded_version else _INSERT), (*args, *new_key)
 
+    @property
+    def saves_alone(self) -> bool:
+        """An erasure also blanks what an earlier release left in plain text (`save_more`)."""
+        return not any(_erasing(c) for c in self._loaded)
+
+    async def save_more(self, conn: asyncpg.Connection, customer: Customer) -> None:
+        if _erasing(customer):
+            await self._personal.erase_plain_events(conn, customer.id)
+
     def encode_event(self, customer: Customer, event: Event) -> str:
         if not is_personal(event):
             return super().encode_event(customer, event)
@@ -97,6 +111,10 @@ class Customers(Repository[Customer]):
             self._ciphers[customer_id] = cipher
             self._new_keys[customer_id] = (kek, wrapped)
         return cipher
+
+
+def _erasing(customer: Customer) -> bool:
+    return any(isinstance(event, PersonalDataErased) for event in customer.pending_events)
 
 
 def _acting_for_itself(external_id: str) -> Callable[[Customer | None], None]:

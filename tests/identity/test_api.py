@@ -28,9 +28,7 @@ pytestmark = pytest.mark.anyio
 
 # Every command on a customer but the erasure of its personal data, which only a Closed account takes.
 ON_A_CUSTOMER = [
-    r
-    for r in app_routes().all
-    if r.params[:1] == ("customer_id",) and r.operation_id != "erasePersonalData"
+    r for r in app_routes().all if r.params[:1] == ("customer_id",) and r.operation_id != "erasePersonalData"
 ]
 FUTURE = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()  # future even at UTC+14
 TIERS = ["Standard", "Silver", "Gold", "Platinum"]

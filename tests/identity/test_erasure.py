@@ -106,7 +106,10 @@ async def found_in_tables(pool: asyncpg.Pool, secrets: list[str]) -> list[str]:
     )
     found = []
     for table in tables:
-        text = await pool.fetchval(f"SELECT lower(string_agg(t::text, ' ')) FROM {table['name']} t")
+        try:
+            text = await pool.fetchval(f"SELECT lower(string_agg(t::text, ' ')) FROM {table['name']} t")
+        except asyncpg.UndefinedTableError:  # a shadow table a rebuild swapped in meanwhile
+            continue
         found += [f"{table['name']}: {s}" for s in secrets if text and s.lower() in text]
     return found
 

@@ -103,7 +103,8 @@ async def opened_payloads(messaging: Messaging, customer_id: str) -> list[bytes]
             customer_id,
         )
         assert outbox.sealing is not None
-        return await outbox.sealing.open(conn, [outbox.envelope(r) for r in rows], True)
+        opened = await outbox.sealing.open(conn, [outbox.envelope(r) for r in rows], True)
+        return [bytes(payload) for payload in opened]
 
 
 async def stored_version(pool: asyncpg.Pool, customer_id: str) -> int | None:
@@ -563,9 +564,13 @@ class TestOutboxEnvelope:
             " FROM identity.outbox WHERE aggregate_id = $1 ORDER BY aggregate_version",
             customer_id,
         )
-        registration, address = (msgspec.json.decode(p) for p in await opened_payloads(messaging, customer_id))
+        registration, address = (
+            msgspec.json.decode(p) for p in await opened_payloads(messaging, customer_id)
+        )
         assert kinds[0]["registered_at"] == "string" and kinds[1]["is_default"] == "boolean"
-        assert registration["date_of_birth"] == "1990-12-10" and isinstance(registration["registered_at"], str)
+        assert registration["date_of_birth"] == "1990-12-10" and isinstance(
+            registration["registered_at"], str
+        )
         assert address["is_default"] is True
         assert isinstance(address["geo_lat"], float) and address["geo_lat"] == 48.8566
 
