@@ -28,10 +28,18 @@ from contexts.identity import events as e
 from contexts.identity.values import ERASED
 
 SEALED = "sealed"
-_EVENTS: tuple[type[Event], ...] = (
-    e.CustomerRegistered, e.ProfileUpdated, e.AddressAdded, e.AddressUpdated, e.EmailChanged,
-    e.AccountSuspended,
-)  # fmt: skip
+# Every identity event that declares personal fields (a new one is covered by declaring them).
+_EVENTS: tuple[type[Event], ...] = tuple(
+    cls
+    for cls in vars(e).values()
+    if isinstance(cls, type)
+    and issubclass(cls, Event)
+    and isinstance(cls.__struct_config__.tag, str)
+    and bool(getattr(cls, "personal", None))
+)
+for _cls in _EVENTS:
+    if not set(_cls.personal) <= set(_cls.__struct_fields__):  # type: ignore[attr-defined]
+        raise TypeError(f"{_cls.__name__}.personal names a field it does not have")
 PERSONAL: dict[str, tuple[str, ...]] = {cls.tag(): cls.personal for cls in _EVENTS}  # type: ignore[attr-defined]
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
