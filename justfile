@@ -85,8 +85,8 @@ test-e2e *args: (venv "dev")
 deploy-check *args: (venv "dev")
     {{bin}}/pytest tests/deploy {{args}}
 
-# the end-to-end report: command path, sustained pipeline rate, commit-to-read-model lag, backlog drain, a 100,000-event rebuild, search latency, beside baselines; written to bench/results/ (needs wrk; under 10 minutes)
-bench *args: venv
+# the end-to-end report: command path, sustained pipeline rate, commit-to-read-model lag, backlog drain, a 100,000-event rebuild, search latency, CPU per command by component, beside baselines, checked against the targets; written to bench/results/ with a plot (needs wrk; under 12 minutes)
+bench *args: (venv "bench")
     {{bin}}/python -m bench.report {{args}}
 
 # relay and consumer throughput beside raw redis-py/asyncpg baselines (BENCH_DATABASE_URL, BENCH_REDIS_URL)

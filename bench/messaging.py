@@ -102,8 +102,8 @@ class TimedConsumer(Consumer):
         self.finished = asyncio.Event()
         self.finished_at = 0.0
 
-    def count(self, outcome: str, envelope: Envelope | None = None) -> None:
-        super().count(outcome, envelope)
+    def count(self, outcome: str, envelope: Envelope | None = None, member: Any = None) -> None:
+        super().count(outcome, envelope, member)
         if outcome in (APPLIED, HEALED):
             self.applied += 1
             if self.applied == self.target:

@@ -128,6 +128,7 @@ class Observer:
         self.pool = messaging.pool_of(CONTEXT)
         # every read model of identity's events, the catalogue's replica of tiers included
         self.consumers = sorted(n for n, i in messaging.inboxes.items() if i.outbox.context == CONTEXT)
+        self.groups = messaging.groups_reading(CONTEXT)  # the Redis consumer groups that keep them
 
     @classmethod
     async def open(cls, settings: Settings) -> Observer:
@@ -140,7 +141,7 @@ class Observer:
         """Outbox rows not yet published, plus the stream entries the furthest-behind identity group
         has not yet acknowledged."""
         outbox = next(o for o in await self.monitor.outbox() if o.context == CONTEXT)
-        behind: dict[str, int] = {name: 0 for name in self.consumers}
+        behind: dict[str, int] = {name: 0 for name in self.groups}
         for stream in await self.monitor.streams():
             if stream.context == CONTEXT:
                 for group in stream.groups:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
+from bus import outages
 from bus.config import BusConfig
-from bus.errors import ConcurrencyError, Conflict, Overloaded
+from bus.errors import ConcurrencyError, Conflict, Overloaded, Unavailable
 from bus.messages import Command
 from bus.outbox import Outbox
 from bus.uow import Meta, UnitOfWork
@@ -123,6 +124,9 @@ class Bus:
                         ) from None
             raise AssertionError("unreachable")
         except Exception as exc:
+            if (service := outages.unavailable(exc)) is not None:
+                outcome = Unavailable.__name__  # one label for every way PostgreSQL can be away
+                raise Unavailable(service) from exc
             if outcome == "error":
                 outcome = type(exc).__name__
             raise

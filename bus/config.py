@@ -18,7 +18,11 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     retry_cap: float = 30.0
     retry_attempts: int = 8
     read_batch: int = 100
+    linger: float = (
+        0.005  # after a relay claim or consumer read short of a batch, pause (seconds) before the next
+    )
     reclaim_idle: float = 60.0
+    isolated: tuple[str, ...] = ()  # projections with a consumer group of their own
     reconcile_grace: float = 30.0
     reconcile_interval: float = 10.0
     lease_ttl: float = 10.0

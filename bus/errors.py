@@ -125,6 +125,33 @@ class Overloaded(Refusal):
     retry_after = 1
 
 
+class Unavailable(Exception):
+    """A backing service (PostgreSQL, Redis) is down or did not answer in time: not a refusal of the
+    request but a failure of the service, over once it is back (503 + Retry-After)."""
+
+    status: ClassVar[int] = 503
+    kind: ClassVar[str] = "unavailable"
+    retry_after: ClassVar[int] = 5
+
+    def __init__(self, service: str, detail: str | None = None) -> None:
+        self.service = service
+        super().__init__(detail or f"{service} is unreachable.")  # when to retry: `Retry-After`
+
+
+class OutcomeUnknown(Unavailable):
+    """The connection broke while the command committed: it may or may not have taken effect (503)."""
+
+    kind = "outcome-unknown"
+
+    def __init__(self, service: str) -> None:
+        super().__init__(
+            service,
+            f"The connection to {service} broke while the command was committing, so whether it took effect"
+            f" is unknown. Retry after {self.retry_after} seconds with the same Idempotency-Key: if it took"
+            " effect, the retry answers as the first request would have; if not, the command runs once.",
+        )
+
+
 class Invalid(Refusal):
     """Values break rules that need no state to check (422); `errors` names each offending field."""
 

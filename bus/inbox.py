@@ -9,7 +9,8 @@ the context's event log. An aggregate with a dead letter keeps its later events 
 A batch is applied wave by wave, a wave holding at most one event per aggregate (the first of each
 aggregate in the batch, then the second, ...): one statement moves every tracked version the wave can
 move, the projection writes the moved events (all at once when it offers `apply_batch`), and each event
-the statement could not move (a duplicate, a gap, a parked aggregate) takes the per-event path.
+the statement could not move (a duplicate, a gap, a parked aggregate) takes the per-event path. The
+projections of one consumer group share that statement (`apply_together`).
 """
 
 from __future__ import annotations
@@ -53,20 +54,21 @@ _MOVE = (
     "UPDATE bus.consumer_positions SET version = $3"
     " WHERE consumer = $1 AND aggregate_id = $2 AND version = $4 RETURNING 1"
 )
-# Moves each aggregate of a wave whose tracked version is the one before its event's; returns those moved.
+# Moves, for each (projection, aggregate) of a wave, the tracked version that is the one before its
+# event's; returns those moved. One statement serves every projection of a consumer group.
 _MOVE_WAVE = """
 WITH wave AS (
-    SELECT * FROM unnest($2::text[], $3::bigint[]) AS w(aggregate_id, version)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(consumer, aggregate_id, version)
 ), moved AS (
     UPDATE bus.consumer_positions p SET version = w.version FROM wave w
-    WHERE p.consumer = $1 AND p.aggregate_id = w.aggregate_id AND p.version = w.version - 1
-    RETURNING p.aggregate_id
+    WHERE p.consumer = w.consumer AND p.aggregate_id = w.aggregate_id AND p.version = w.version - 1
+    RETURNING p.consumer, p.aggregate_id
 ), first AS (
     INSERT INTO bus.consumer_positions (consumer, aggregate_id, version)
-    SELECT $1, aggregate_id, version FROM wave WHERE version = 1
-    ON CONFLICT DO NOTHING RETURNING aggregate_id
+    SELECT consumer, aggregate_id, version FROM wave WHERE version = 1
+    ON CONFLICT DO NOTHING RETURNING consumer, aggregate_id
 )
-SELECT aggregate_id FROM moved UNION ALL SELECT aggregate_id FROM first
+SELECT consumer, aggregate_id FROM moved UNION ALL SELECT consumer, aggregate_id FROM first
 """
 _CURRENT = "SELECT version FROM bus.consumer_positions WHERE consumer = $1 AND aggregate_id = $2"
 _DEAD_LETTERED = "SELECT 1 FROM bus.dead_letters WHERE consumer = $1 AND aggregate_id = $2 LIMIT 1 FOR SHARE"
@@ -107,19 +109,7 @@ class Inbox:
     ) -> list[str]:
         """Apply a batch (inside the caller's transaction) as `apply` would one by one; return what
         happened to each. Aggregates in `blocked` go the way of `apply_unless_blocked`."""
-        outcomes = [""] * len(envelopes)
-        for wave in _waves(envelopes):
-            free = [envelopes[i] for i in wave if envelopes[i].aggregate_id not in blocked]
-            moved = await self._move_wave(conn, free) if free else set()
-            await self._project_all(conn, [e for e in free if e.aggregate_id in moved])
-            for i in wave:
-                envelope = envelopes[i]
-                if envelope.aggregate_id in blocked:
-                    outcomes[i] = await self.apply_unless_blocked(conn, envelope)
-                elif envelope.aggregate_id in moved:
-                    outcomes[i] = APPLIED
-                else:
-                    outcomes[i] = await self._settle(conn, envelope)
+        (outcomes,) = await apply_together(conn, [(self, envelopes, blocked)])
         return outcomes
 
     async def _settle(self, conn: asyncpg.Connection, envelope: Envelope) -> str:
@@ -214,15 +204,6 @@ class Inbox:
             decode(e.type, payload, e.schema_version) for e, payload in zip(envelopes, payloads, strict=True)
         ]
 
-    async def _move_wave(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> set[str]:
-        rows = await conn.fetch(
-            _MOVE_WAVE,
-            self.name,
-            [e.aggregate_id for e in envelopes],
-            [e.aggregate_version for e in envelopes],
-        )
-        return {row["aggregate_id"] for row in rows}
-
     async def _move(self, conn: asyncpg.Connection, aggregate_id: str, current: int, new: int) -> bool:
         if current == 0:
             return bool(await conn.fetchval(_INSERT_FIRST, self.name, aggregate_id, new))
@@ -231,6 +212,52 @@ class Inbox:
     async def _advance(self, conn: asyncpg.Connection, aggregate_id: str, current: int, new: int) -> None:
         if not await self._move(conn, aggregate_id, current, new):
             raise ConcurrencyError(f"{self.name}: {aggregate_id} moved past version {current} meanwhile")
+
+
+Batch = tuple[Inbox, Sequence[Envelope], Container[str]]  # an inbox, its events, its blocked aggregates
+
+
+async def apply_together(conn: asyncpg.Connection, batches: Sequence[Batch]) -> list[list[str]]:
+    """Apply each inbox's batch (inside the caller's transaction) as its `apply_batch` would, one
+    statement moving the tracked versions of every inbox's wave at once; return each one's outcomes."""
+    outcomes = [[""] * len(envelopes) for _, envelopes, _ in batches]
+    waves = [_waves(envelopes) for _, envelopes, _ in batches]
+    for depth in range(max(map(len, waves), default=0)):
+        free = [
+            [envelopes[i] for i in wave[depth] if envelopes[i].aggregate_id not in blocked]
+            if depth < len(wave)
+            else []
+            for (_, envelopes, blocked), wave in zip(batches, waves, strict=True)
+        ]
+        moved = await _move_wave(conn, [(inbox.name, free[n]) for n, (inbox, _, _) in enumerate(batches)])
+        for n, (inbox, envelopes, blocked) in enumerate(batches):
+            if depth >= len(waves[n]):
+                continue
+            await inbox._project_all(conn, [e for e in free[n] if (inbox.name, e.aggregate_id) in moved])
+            for i in waves[n][depth]:
+                envelope = envelopes[i]
+                if envelope.aggregate_id in blocked:
+                    outcomes[n][i] = await inbox.apply_unless_blocked(conn, envelope)
+                elif (inbox.name, envelope.aggregate_id) in moved:
+                    outcomes[n][i] = APPLIED
+                else:
+                    outcomes[n][i] = await inbox._settle(conn, envelope)
+    return outcomes
+
+
+async def _move_wave(
+    conn: asyncpg.Connection, waves: Sequence[tuple[str, Sequence[Envelope]]]
+) -> set[tuple[str, str]]:
+    consumers, aggregate_ids, versions = [], [], []
+    for name, envelopes in waves:
+        for e in envelopes:
+            consumers.append(name)
+            aggregate_ids.append(e.aggregate_id)
+            versions.append(e.aggregate_version)
+    if not consumers:
+        return set()
+    rows = await conn.fetch(_MOVE_WAVE, consumers, aggregate_ids, versions)
+    return {(row["consumer"], row["aggregate_id"]) for row in rows}
 
 
 def _waves(envelopes: Sequence[Envelope]) -> list[list[int]]:

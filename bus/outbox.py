@@ -213,7 +213,10 @@ class Relay:
             await pipe.execute()
 
     async def run(self, listen_dsn: str | None = None, stopping: asyncio.Event | None = None) -> None:
-        """Relay until cancelled or `stopping` is set: wake on NOTIFY, poll slowly as a fallback."""
+        """Relay until cancelled or `stopping` is set: wake on NOTIFY, poll slowly as a fallback.
+
+        `listen_dsn` must reach the database directly: a LISTEN through a pooler in transaction mode
+        lands on a server connection the pooler hands to others, and hears nothing."""
         listener = await self._listen(listen_dsn) if listen_dsn else None
         backoff = 0.0
         try:
@@ -234,6 +237,8 @@ class Relay:
                     continue
                 if count == self.config.relay_batch:
                     continue  # more is waiting
+                if count and self.config.linger > 0:
+                    await asyncio.sleep(self.config.linger)  # let the next claim find a batch
                 await self._sleep(stopping)
         finally:
             if listener is not None:

@@ -3,7 +3,10 @@
 While a rebuild fills the shadow tables (`bus.shadow`) batch by batch, the live tables keep serving
 reads and the live consumer keeps applying new events. Each batch commits with the rebuild's place in
 the event log (`bus.rebuilds`), so a rebuild that is killed resumes from there. Only one process
-rebuilds a projection at a time (a session advisory lock).
+rebuilds a projection at a time (a session advisory lock). Given `lock_dsn` (the database's direct URL),
+the lock lives on a connection of its own to it while the batches run on a pooled connection, one
+transaction each: behind a pooler in transaction mode only a direct connection keeps the lock and its
+release on one server session. Without it, the lock lives on the pooled connection the rebuild works on.
 
 Once the shadow reaches the head of the log, one transaction swaps: it locks `bus.consumer_positions`
 against writers — every consumer transaction writes it before it touches a projection's tables, so a
@@ -25,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -100,8 +104,11 @@ class Rebuild:
         stopping: asyncio.Event | None = None,
         lock_timeout: float = 0.5,
         max_heals: int = 5,
+        lock_dsn: str | None = None,
     ) -> None:
         self.pool = pool
+        self.lock_dsn = lock_dsn
+        self._lock_holder: asyncpg.Connection | None = None
         self.live = inbox
         self.name = inbox.name
         self.tables = tuple(inbox.projection.tables)
@@ -121,40 +128,63 @@ class Rebuild:
         self._replayed = metrics.rebuild_events.labels(self.name)
 
     async def run(self) -> Progress:
-        async with self.pool.acquire() as conn:
-            if not await conn.fetchval(_TRY_LOCK, self.name):
+        async with self._exclusive() as conn:
+            if conn is None:
                 raise RebuildBusy(f"a rebuild of {self.name} is running in another process")
             try:
                 self._gauges.started()
                 await self._start_or_resume(conn)
                 while not self.stopping.is_set():
+                    self._check_lock()
                     if await self._step(conn) < self.batch and await self._swap(conn):
                         break
             finally:
                 self._gauges.stopped()
-                with anyio.CancelScope(shield=True):  # the lock is the session's: never leave it held
-                    await conn.fetchval(_UNLOCK, self.name)
         return self.progress
 
     async def discard(self) -> bool:
         """Drop a rebuild left unfinished for another version than this one (its shadow tables,
         tracking and progress); False when there is none, or another process is rebuilding."""
-        async with self.pool.acquire() as conn:
-            if not await conn.fetchval(_TRY_LOCK, self.name):
+        async with self._exclusive() as conn:
+            if conn is None:
                 return False
+            state = await conn.fetchrow(_STATE, self.name)
+            if state is None or state["version"] == self.version:
+                return False
+            async with conn.transaction():
+                await shadow.drop(conn, self.tables)
+                await conn.execute(_FORGET_TRACKING, self.shadow.name)
+                await conn.execute(_DONE, self.name)
+            log.info("%s: dropped the unfinished rebuild of v%d", self.name, state["version"])
+            return True
+
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[asyncpg.Connection | None]:
+        """A pooled connection to rebuild on while this process holds the projection's rebuild lock
+        (on a direct connection of its own with `lock_dsn`); None when another process holds it."""
+        async with AsyncExitStack() as stack:
+            conn = await stack.enter_async_context(self.pool.acquire())
+            holder = conn
+            if self.lock_dsn is not None:
+                holder = await asyncpg.connect(self.lock_dsn, statement_cache_size=0)
+                stack.push_async_callback(holder.close)  # closing it releases the lock in any case
+            if not await holder.fetchval(_TRY_LOCK, self.name):
+                yield None
+                return
+            self._lock_holder = holder
             try:
-                state = await conn.fetchrow(_STATE, self.name)
-                if state is None or state["version"] == self.version:
-                    return False
-                async with conn.transaction():
-                    await shadow.drop(conn, self.tables)
-                    await conn.execute(_FORGET_TRACKING, self.shadow.name)
-                    await conn.execute(_DONE, self.name)
-                log.info("%s: dropped the unfinished rebuild of v%d", self.name, state["version"])
-                return True
+                yield conn
             finally:
-                with anyio.CancelScope(shield=True):
-                    await conn.fetchval(_UNLOCK, self.name)
+                self._lock_holder = None
+                with anyio.CancelScope(shield=True):  # the lock is the session's: never leave it held
+                    if not holder.is_closed():
+                        await holder.fetchval(_UNLOCK, self.name)
+
+    def _check_lock(self) -> None:
+        """A lock on a connection of its own is gone with that connection: stop rather than go on
+        beside another rebuilder (a later run resumes)."""
+        if self._lock_holder is not None and self._lock_holder.is_closed():
+            raise ConnectionError(f"{self.name}: the connection holding the rebuild lock closed")
 
     async def _start_or_resume(self, conn: asyncpg.Connection) -> None:
         state = await conn.fetchrow(_STATE, self.name)

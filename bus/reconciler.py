@@ -34,9 +34,16 @@ _SET_MARK = (
 
 class Reconciler:
     def __init__(
-        self, inbox: Inbox, pool: asyncpg.Pool, redis: Redis, config: BusConfig, limit: int = 1000
+        self,
+        inbox: Inbox,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        config: BusConfig,
+        limit: int = 1000,
+        group: str | None = None,
     ) -> None:
         self.inbox = inbox
+        self.group = group or inbox.name  # the Redis consumer group that delivers to the inbox
         self.pool = pool
         self.redis = redis
         self.config = config
@@ -78,7 +85,7 @@ class Reconciler:
         pipe = self.redis.pipeline(transaction=False)
         delivered = 0
         for stream, unapplied in by_stream.items():
-            if await behind(self.redis, stream, name):
+            if await behind(self.redis, stream, self.group):
                 continue
             for row in unapplied:
                 pipe.xadd(stream, {"e": encoder.encode(outbox.envelope(row))})

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 
+from bus.outages import unavailable
 from observability import metrics, spans
 
 log = logging.getLogger("shopstream.supervisor")
@@ -59,13 +61,23 @@ class Supervisor:
         delay = self.first_backoff
         try:
             while not self.stopping.is_set():
+                started = time.monotonic()
+                failure: Exception | None = None
                 try:
                     await task(self.stopping)
                     if self.stopping.is_set():
                         return
+                except Exception as exc:
+                    failure = exc
+                if time.monotonic() - started >= self.max_backoff:
+                    delay = self.first_backoff  # it had recovered: a new failure starts the backoff anew
+                if failure is None:
                     log.warning("%s returned unexpectedly; restarting in %.1fs", name, delay)
-                except Exception:
-                    log.exception("%s crashed; restarting in %.1fs", name, delay)
+                elif service := unavailable(failure):  # an outage, not a bug: one line, no traceback
+                    log.warning("%s stopped: %s unavailable (%s); restarting in %.1fs", name, service,
+                                type(failure).__name__, delay)  # fmt: skip
+                else:
+                    log.error("%s crashed; restarting in %.1fs", name, delay, exc_info=failure)
                 self.restarts[name] += 1
                 self._restarted[name].inc()
                 with anyio.move_on_after(delay):

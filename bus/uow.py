@@ -10,9 +10,9 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 import msgspec
 
-from bus import idempotency
+from bus import idempotency, outages
 from bus.aggregate import Aggregate
-from bus.errors import ConcurrencyError, IdempotencyKeyInFlight, Refusal
+from bus.errors import ConcurrencyError, IdempotencyKeyInFlight, OutcomeUnknown, Refusal
 from bus.messages import Event, Outcome, encoder
 from bus.outbox import Headers, Outbox
 
@@ -132,6 +132,9 @@ class UnitOfWork:
             status = await self.conn.execute(statement, *arguments)
         except asyncpg.UniqueViolationError as exc:
             raise self.refusal(exc, tracked) from None
+        except Exception as exc:
+            _raise_unknown_if_outage(exc)
+            raise
         if status == "INSERT 0 0":  # the versioned UPDATE found its row changed
             raise ConcurrencyError(aggregate.id)
 
@@ -142,12 +145,18 @@ class UnitOfWork:
         headers: Headers,
         remember: tuple[str, str | None, str] | None,
     ) -> None:
+        committing = False
         try:
             async with self.conn.transaction():
                 await self._write_then_check(changed, read, headers, remember)
+                committing = True  # leaving the block sends COMMIT
         except asyncpg.DeadlockDetectedError:
             # Two commands each checking what the other wrote: PostgreSQL rolls one back; it re-runs.
             raise ConcurrencyError(changed[0][1].id if changed else "") from None
+        except Exception as exc:
+            if committing:
+                _raise_unknown_if_outage(exc)
+            raise
 
     async def _write_then_check(
         self,
@@ -182,3 +191,15 @@ class UnitOfWork:
             return IdempotencyKeyInFlight(self.meta.idempotency_key or "")
         refusal = None if saving is None else saving[0].refusal(exc, saving[1])
         return exc if refusal is None else refusal
+
+
+def _raise_unknown_if_outage(exc: Exception) -> None:
+    """A commit the connection broke under may have been applied before the answer was lost: the
+    caller learns that its outcome is unknown, not that it failed. The idempotency record, written in
+    the same commit, tells a retry with the same key which it was. An `InterfaceError` or
+    `InternalClientError` is asyncpg refusing to send on a connection it knows broken: nothing was
+    committed."""
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return
+    if (service := outages.unavailable(exc)) is not None:
+        raise OutcomeUnknown(service) from exc

@@ -38,10 +38,17 @@ class VersionKeeper:
     """A supervisor task: rebuilds, one after the other, the projections whose live version is not the
     code's, then idles until the process stops."""
 
-    def __init__(self, pool: asyncpg.Pool, inboxes: Sequence[Inbox], retry_every: float = 5.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        inboxes: Sequence[Inbox],
+        retry_every: float = 5.0,
+        lock_dsn: str | None = None,  # the database's direct URL, for the rebuild lock (`bus.rebuild`)
+    ) -> None:
         self.pool = pool
         self.inboxes = inboxes
         self.retry_every = retry_every
+        self.lock_dsn = lock_dsn
 
     async def run(self, stopping: asyncio.Event) -> None:
         for inbox in self.inboxes:
@@ -51,7 +58,7 @@ class VersionKeeper:
     async def _keep(self, inbox: Inbox, stopping: asyncio.Event) -> None:
         wanted = version_of(inbox.projection)
         await self.pool.execute(_FIRST, inbox.name)
-        rebuild = Rebuild(self.pool, inbox, version=wanted, stopping=stopping)
+        rebuild = Rebuild(self.pool, inbox, version=wanted, stopping=stopping, lock_dsn=self.lock_dsn)
         await rebuild.discard()  # one left unfinished for another version of the code
         while not stopping.is_set() and await stored_version(self.pool, inbox.name) != wanted:
             try:

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from bus.bus import Bus, Route
 from bus.config import BusConfig
 from bus.conformance import NonConformingContext, check_tables
-from bus.consumer import Consumer
+from bus.consumer import Consumer, groups
 from bus.inbox import Inbox
 from bus.maintenance import Maintenance
 from bus.messages import registry
@@ -42,13 +42,14 @@ def modules_of(settings: Settings) -> tuple[ContextModule, ...]:
 
 
 async def prepare(settings: Settings, modules: Sequence[ContextModule] | None = None) -> list[str]:
-    """Apply pending migrations, then check each context's tables are as its code needs them, and that
-    the keys of personal data open what the database holds."""
+    """Apply pending migrations, then check each context's tables are as its code needs them (both on
+    the direct connection: a migration holds a session advisory lock), and that the keys of personal
+    data open what the database holds."""
     modules = modules or modules_of(settings)
     applied = await migrate_all(migration_plan(settings, modules))
     sealings = sealings_of(settings, modules)
     for module in modules:
-        url = settings.database_url_for(module.name)
+        url = settings.direct_database_url_for(module.name)
         conn = await asyncpg.connect(url)
         try:
             await check_tables(conn, module)
@@ -80,10 +81,11 @@ async def prepare_sealing(sealing: Sealing, conn: asyncpg.Connection) -> None:
 def migration_plan(
     settings: Settings, modules: Sequence[ContextModule] | None = None
 ) -> dict[str, list[Component]]:
-    """Components per database URL: the bus's tables in every database, each context in its own."""
+    """Components per database (its direct URL): the bus's tables in every database, each context in its
+    own."""
     plan: dict[str, list[Component]] = {}
     for module in modules or modules_of(settings):
-        url = settings.database_url_for(module.name)
+        url = settings.direct_database_url_for(module.name)
         if url is None:
             raise ValueError(f"no database configured for context {module.name!r}")
         plan.setdefault(url, [BUS]).append(Component(module.name, module.migrations))
@@ -91,9 +93,10 @@ def migration_plan(
 
 
 class PooledConnection(asyncpg.Connection):
-    """Pooled connections never change session state (LISTEN and advisory locks use connections of
-    their own; settings are only ever `SET LOCAL`), so returning one to the pool needs no reset
-    query: one round trip less per command."""
+    """Pooled connections never change session state (LISTEN and session advisory locks use connections
+    of their own, to the direct URL; settings are only ever `SET LOCAL`), so returning one to the pool
+    needs no reset query: one round trip less per command. The same holds them safe behind a pooler in
+    transaction mode, which may hand each transaction another server connection."""
 
     def get_reset_query(self) -> str:
         return ""
@@ -119,6 +122,7 @@ class Resources:
                     max_size=self.settings.db_pool_size,
                     command_timeout=30,
                     connection_class=PooledConnection,
+                    statement_cache_size=self.settings.db_statement_cache_size,
                 )
             self.pools[context] = by_url[url]
         metrics.db_pools.watch(self.pools)
@@ -165,6 +169,18 @@ class Messaging:
                 _check_source(module.name, projection.name, source, resources.pools)
                 self.inboxes[projection.name] = Inbox(projection, self.outboxes[source], registry)
                 self.owners[projection.name] = module.name
+        unknown = sorted(set(config.isolated) - set(self.inboxes))
+        if unknown:
+            raise ConfigurationError(
+                f"SHOPSTREAM_ISOLATED_PROJECTIONS names no projection: {', '.join(unknown)};"
+                f" known: {', '.join(self.inboxes)}"
+            )
+        # consumer group -> the projections it keeps (`bus.consumer.groups`)
+        self.groups = {
+            name: [inbox.name for inbox in members]
+            for name, members in groups(self.inboxes, self.owners, config.isolated).items()
+        }
+        self.group_of = {projection: name for name, kept in self.groups.items() for projection in kept}
 
     @classmethod
     async def open(cls, settings: Settings, modules: Sequence[ContextModule] | None = None) -> Messaging:
@@ -179,6 +195,12 @@ class Messaging:
     def pool_of(self, context: str) -> asyncpg.Pool:
         return self.resources.pools[context]
 
+    def direct_url_of(self, context: str) -> str:
+        """Where the context's session state lives (LISTEN, session advisory locks): its direct URL."""
+        url = self.resources.settings.direct_database_url_for(context)
+        assert url is not None, "settings must be resolved before opening resources"
+        return url
+
     @property
     def redis(self) -> Redis:
         assert self.resources.redis is not None
@@ -188,37 +210,51 @@ class Messaging:
         return Relay(self.outboxes[context], self.pool_of(context), self.redis, self.config)
 
     def consumer(self, name: str) -> Consumer:
-        return Consumer(self.inboxes[name], self.pool_of(self.owners[name]), self.redis, self.config)
+        """The consumer of a group, or of the group that keeps the projection `name`."""
+        group = name if name in self.groups else self.group_of[name]
+        kept = self.groups[group]
+        inboxes = [self.inboxes[projection] for projection in kept]
+        return Consumer(inboxes, self.pool_of(self.owners[kept[0]]), self.redis, self.config, name=group)
 
     def inboxes_of(self, contexts: Iterable[str]) -> dict[str, Inbox]:
         """The inboxes of the projections the given contexts keep."""
         chosen = set(contexts)
         return {name: inbox for name, inbox in self.inboxes.items() if self.owners[name] in chosen}
 
+    def groups_of(self, contexts: Iterable[str]) -> list[str]:
+        """The consumer groups that keep the projections of the given contexts."""
+        kept = self.inboxes_of(contexts)
+        return [name for name, projections in self.groups.items() if projections[0] in kept]
+
+    def groups_reading(self, source: str) -> list[str]:
+        """The consumer groups that read the streams of `source`."""
+        return [name for name, kept in self.groups.items() if self.inboxes[kept[0]].outbox.context == source]
+
     def supervisor(self, contexts: Iterable[str] | None = None) -> Supervisor:
         """Relays and consumers of the given contexts (default: all)."""
         chosen = set(self.modules if contexts is None else contexts)
         tasks: dict[str, Task] = {}
         for context in sorted(chosen):
-            listen_dsn = self.resources.settings.database_url_for(context)
+            listen_dsn = self.direct_url_of(context)
             tasks[f"relay:{context}"] = partial(_run_relay, self.relay(context), listen_dsn)
-        for name in self.inboxes_of(chosen):
+        for name in self.groups_of(chosen):
             tasks[f"consumer:{name}"] = self.consumer(name).run
         for context in sorted(chosen):
             kept = list(self.inboxes_of([context]).values())
             if kept:  # rebuilds, in the background, each projection whose code changed its version
-                tasks[f"versions:{context}"] = VersionKeeper(self.pool_of(context), kept).run
+                keeper = VersionKeeper(self.pool_of(context), kept, lock_dsn=self.direct_url_of(context))
+                tasks[f"versions:{context}"] = keeper.run
         by_pool: dict[int, tuple[asyncpg.Pool, list[Outbox]]] = {}
         for context in sorted(chosen):
             pool = self.pool_of(context)
             by_pool.setdefault(id(pool), (pool, []))[1].append(self.outboxes[context])
-        groups = [
-            (self.config.stream(inbox.outbox.context, partition), name)
-            for name, inbox in self.inboxes_of(chosen).items()
+        measured_groups = [
+            (self.config.stream(self.inboxes[self.groups[name][0]].outbox.context, partition), name)
+            for name in self.groups_of(chosen)
             for partition in range(self.config.partitions)
         ]
         for index, (pool, outboxes) in enumerate(by_pool.values()):
-            redis, measured = (self.redis, groups) if index == 0 else (None, ())
+            redis, measured = (self.redis, measured_groups) if index == 0 else (None, ())
             tasks[f"maintenance:{index}"] = Maintenance(pool, outboxes, redis=redis, groups=measured).run
         return Supervisor(tasks, self.config.shutdown_grace)
 

@@ -231,9 +231,16 @@ async def _rebuild(messaging: Messaging, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # stop after the batch in hand; a later run resumes
         loop.add_signal_handler(sig, stopping.set)
-    pool = messaging.pool_of(messaging.owners[args.name])
+    owner = messaging.owners[args.name]
+    rebuild = Rebuild(
+        messaging.pool_of(owner),
+        inbox,
+        on_progress=ProgressLine(sys.stderr),
+        stopping=stopping,
+        lock_dsn=messaging.direct_url_of(owner),
+    )
     try:
-        done = await Rebuild(pool, inbox, on_progress=ProgressLine(sys.stderr), stopping=stopping).run()
+        done = await rebuild.run()
     except RebuildBusy as exc:
         print(f"shopstream: {exc}", file=sys.stderr)
         return 1

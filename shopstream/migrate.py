@@ -54,7 +54,10 @@ class Component:
 
 
 async def migrate(url: str, components: list[Component]) -> list[str]:
-    """Apply the pending migrations of `components` to one database; return the files applied."""
+    """Apply the pending migrations of `components` to one database; return the files applied.
+
+    The lock is a session's, held across the migrations' transactions: `url` must reach one server
+    session throughout (the database's direct URL, never a pooler in transaction mode)."""
     applied_now: list[str] = []
     conn = await asyncpg.connect(url)
     try:

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from bus import deadletters, monitor
+from bus import deadletters, monitor, outages
 from bus.deadletters import DeadLetter
 from bus.errors import Conflict, Invalid, NotFound
 from bus.monitor import DeadLetterCount, OutboxBacklog, StreamPlan, StreamState
@@ -71,7 +71,7 @@ class Monitor:
                 config.stream(context, partition),
                 context,
                 partition,
-                tuple(name for name, inbox in messaging.inboxes.items() if inbox.outbox.context == context),
+                tuple(messaging.groups_reading(context)),
             )
             for context in messaging.modules
             for partition in range(config.partitions)
@@ -130,9 +130,9 @@ class Monitor:
             return await action(holding[0], self.messaging.inboxes, dead_letter_id)
         except deadletters.DeadLetterNotFound:  # resolved by someone else in the meantime
             raise NotFound("dead letter", str(dead_letter_id)) from None
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
-            raise  # the database went away: not the dead letter's fault
         except Exception as exc:  # still failing (the cause is not fixed) or of an unknown consumer
+            if outages.unavailable(exc):
+                raise  # the database went away: not the dead letter's fault
             raise ReplayFailed(
                 f"dead letter {dead_letter_id} is kept: {type(exc).__name__}: {str(exc)[:500]}"
             ) from exc

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import asyncpg
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from msgspec import Meta
-from redis.exceptions import RedisError
 
 from bus.deadletters import DeadLetter
 from bus.errors import Forbidden, Refusal
@@ -28,31 +25,12 @@ from bus.monitor import OutboxBacklog, StreamState
 from contexts.edge.access import BEARER, GUARDED, Caller, Principal, Role, Unauthenticated, unauthenticated
 from shopstream.monitor import Monitor
 
-T = TypeVar("T")
-
 
 class AdminTokenNotConfigured(Refusal):
     """SHOPSTREAM_ADMIN_TOKEN is unset, so nobody may change the dead letters over HTTP (403)."""
 
     status = 403
     kind = "admin-token-not-configured"
-
-
-class ServiceDown(Refusal):
-    """PostgreSQL or Redis does not answer (503 + Retry-After)."""
-
-    status = 503
-    kind = "service-unavailable"
-    retry_after = 5
-
-
-async def _answered(read: Awaitable[T]) -> T:
-    try:
-        return await read
-    except RedisError:
-        raise ServiceDown("Redis is unreachable.") from None
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
-        raise ServiceDown("PostgreSQL is unreachable.") from None
 
 
 class OutboxReport(msgspec.Struct, frozen=True):
@@ -165,7 +143,7 @@ class OpsController(Controller):
     @get("/outbox", operation_id="getOutbox", responses=GUARDED, security=BEARER, summary="Outbox backlog")
     async def outbox(self, monitor: NamedDependency[Monitor], may_read: Authorised) -> OutboxReport:
         """Per context: events waiting for the relay, the age of the oldest, how far it has published."""
-        return OutboxReport(items=await _answered(monitor.outbox()))
+        return OutboxReport(items=await monitor.outbox())
 
     @get(
         "/streams",
@@ -178,7 +156,7 @@ class OpsController(Controller):
         """Per partition stream: its length, and per consumer group its consumers, pending entries,
         lag (entries not yet delivered, counted where the server does not report it) and the idle
         time of its oldest pending entry."""
-        return StreamsReport(items=await _answered(monitor.streams()))
+        return StreamsReport(items=await monitor.streams())
 
     @get(
         "/dead-letters",
@@ -202,7 +180,7 @@ class OpsController(Controller):
         ] = None,
     ) -> DeadLetterPage:
         """Oldest first; `next_cursor` fetches the next page (null on the last)."""
-        items, next_cursor = await _answered(monitor.dead_letters(consumer, limit, cursor))
+        items, next_cursor = await monitor.dead_letters(consumer, limit, cursor)
         return DeadLetterPage(items=items, next_cursor=next_cursor)
 
     @post(
@@ -222,7 +200,7 @@ class OpsController(Controller):
     ) -> Resolution:
         """Apply the event through its consumer, then its aggregate's events that waited behind it, in
         order; all in one transaction. If it fails again, it stays (409). Admin token required."""
-        return _resolution(await _answered(monitor.resolve(dead_letter_id, apply=True, context=context)))
+        return _resolution(await monitor.resolve(dead_letter_id, apply=True, context=context))
 
     @delete(
         "/dead-letters/{dead_letter_id:int}",
@@ -241,7 +219,7 @@ class OpsController(Controller):
     ) -> Resolution:
         """Count the event as handled without applying it, then apply its aggregate's events that
         waited behind it. Admin token required."""
-        return _resolution(await _answered(monitor.resolve(dead_letter_id, apply=False, context=context)))
+        return _resolution(await monitor.resolve(dead_letter_id, apply=False, context=context))
 
 
 def _resolution(result: dict[str, Any]) -> Resolution:

@@ -2,7 +2,8 @@
 
 Litestar's problem-details plugin converts exceptions one to one; the contract needs more (a
 validation failure splits into 400 or 422 depending on what failed, field names are pulled out of
-msgspec's messages, a 500 is logged with its correlation id), so the mapping is written here once.
+msgspec's messages, a 500 is logged with its correlation id, an outage of PostgreSQL or Redis is a
+503 logged once per outage), so the mapping is written here once.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from bus import errors
+from bus import errors, outages
 from observability.logging import correlation_id
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("shopstream.errors")
+outage_log = outages.OutageLog(log)
 
 _NOT_AN_OBJECT = ("Expected `object`", "Expected an object")
 
@@ -113,6 +115,10 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if (service := outages.unavailable(exc)) is not None:  # raised by a read, not by a command
+        unavailable = errors.Unavailable(service)
+        unavailable.__cause__ = exc
+        return on_unavailable(request, unavailable)
     cid = correlation_id.get()
     log.error(
         "unhandled error on %s %s (correlation id %s)", request.method, request.url.path, cid, exc_info=exc
@@ -139,9 +145,22 @@ def on_refusal(request: Request[Any, Any, Any], exc: errors.Refusal) -> Response
     return problem_response(exc.status, detail, kind=exc.kind, headers=headers, **extensions)
 
 
+def on_unavailable(request: Request[Any, Any, Any], exc: errors.Unavailable) -> Response[Any]:
+    """503 + Retry-After. The log gets a line per outage, and one per command whose outcome it hid."""
+    if isinstance(exc, errors.OutcomeUnknown):
+        log.warning(
+            "%s %s: outcome unknown, the connection to %s broke while committing (correlation id %s): %s",
+            request.method, request.url.path, exc.service, correlation_id.get(), exc.__cause__,
+        )  # fmt: skip
+    outage_log.failed(exc.service, exc.__cause__)
+    headers = {"Retry-After": str(exc.retry_after)}
+    return problem_response(exc.status, str(exc), kind=exc.kind, headers=headers, service=exc.service)
+
+
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     HTTPException: on_http_exception,
     Exception: on_unexpected,
     RecursionError: on_recursion,
     errors.Refusal: on_refusal,
+    errors.Unavailable: on_unavailable,
 }

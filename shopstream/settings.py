@@ -36,10 +36,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting of a ShopStream process; field names are the environment variables."""
 
     database_url: PostgresUrl | None = msgspec.field(default=None, name="DATABASE_URL")
+    # The same database reached without a pooler in between, for what needs a session of its own
+    # (LISTEN, session advisory locks, migrations); unset, the URL above serves those too.
+    database_direct_url: PostgresUrl | None = msgspec.field(default=None, name="DATABASE_DIRECT_URL")
     # The contexts this process serves (module paths), and the database of each that has one of its own:
-    # `<NAME>_DATABASE_URL`, read for every context in the list.
+    # `<NAME>_DATABASE_URL` (and `<NAME>_DATABASE_DIRECT_URL`), read for every context in the list.
     contexts: tuple[ModulePath, ...] = msgspec.field(default=CONTEXTS, name="SHOPSTREAM_CONTEXTS")
     context_database_urls: dict[str, str] = msgspec.field(default_factory=dict, name="-")
+    context_database_direct_urls: dict[str, str] = msgspec.field(default_factory=dict, name="-direct")
     redis_url: RedisUrl | None = msgspec.field(default=None, name="REDIS_URL")
     redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = msgspec.field(
         default="shopstream", name="SHOPSTREAM_REDIS_PREFIX"
@@ -54,6 +58,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = msgspec.field(
         default=10, name="SHOPSTREAM_DB_POOL_SIZE"
     )
+    # Prepared statements asyncpg keeps per pooled connection; 0 behind a pooler in transaction mode
+    # (PgBouncer before 1.21, or with max_prepared_statements = 0), where a statement prepared in one
+    # transaction is gone in the next.
+    db_statement_cache_size: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = msgspec.field(
+        default=100, name="SHOPSTREAM_DB_STATEMENT_CACHE_SIZE"
+    )
     ready_timeout: Positive = msgspec.field(default=1.0, name="SHOPSTREAM_READY_TIMEOUT")
     partitions: Annotated[int, msgspec.Meta(ge=1, le=256)] = msgspec.field(
         default=4, name="SHOPSTREAM_STREAM_PARTITIONS"
@@ -64,6 +74,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         default=8, name="SHOPSTREAM_RETRY_ATTEMPTS"
     )
     reclaim_idle: Positive = msgspec.field(default=60.0, name="SHOPSTREAM_RECLAIM_IDLE")
+    # After a relay claim or consumer read short of a batch, pause this long (seconds; 0: never) so that
+    # the next finds more: moderate load is handled in batches as a backlog is.
+    linger: Annotated[float, msgspec.Meta(ge=0, le=1)] = msgspec.field(
+        default=0.005, name="SHOPSTREAM_LINGER"
+    )
+    # Projections consumed by a Redis consumer group of their own instead of their context's shared one.
+    isolated_projections: tuple[
+        Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")], ...
+    ] = msgspec.field(default=(), name="SHOPSTREAM_ISOLATED_PROJECTIONS")
     reconcile_grace: Positive = msgspec.field(default=30.0, name="SHOPSTREAM_RECONCILE_GRACE")
     lease_ttl: Positive = msgspec.field(default=10.0, name="SHOPSTREAM_LEASE_TTL")
     command_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = msgspec.field(
@@ -118,7 +137,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings; an empty variable counts as unset."""
         environ = os.environ if environ is None else environ
-        names = {f.encode_name for f in msgspec.structs.fields(cls)} - {"-"}
+        names = {f.encode_name for f in msgspec.structs.fields(cls) if not f.encode_name.startswith("-")}
         raw: dict[str, object] = {}
         for name in names:
             value = environ.get(name, "").strip()
@@ -126,8 +145,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raw[name] = (
                     value.upper() if name == "LOG_LEVEL" else value.lower() if name in _LOWERED else value
                 )
-        if "SHOPSTREAM_CONTEXTS" in raw:
-            raw["SHOPSTREAM_CONTEXTS"] = [p.strip() for p in str(raw["SHOPSTREAM_CONTEXTS"]).split(",")]
+        for listed in ("SHOPSTREAM_CONTEXTS", "SHOPSTREAM_ISOLATED_PROJECTIONS"):
+            if listed in raw:
+                raw[listed] = [p.strip() for p in str(raw[listed]).split(",") if p.strip()]
         try:
             settings = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
@@ -136,22 +156,56 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             parse_keys(settings.data_key)  # a malformed key stops the start here, with one line
         for path in settings.contexts:
             name = context_name(path)
-            variable = f"{name.upper()}_DATABASE_URL"
-            if url := environ.get(variable, "").strip():
-                try:
-                    settings.context_database_urls[name] = msgspec.convert(url, PostgresUrl)
-                except msgspec.ValidationError as exc:
-                    raise ConfigurationError(_describe(exc, {variable: url}, variable)) from None
+            for variable, urls in (
+                (f"{name.upper()}_DATABASE_URL", settings.context_database_urls),
+                (f"{name.upper()}_DATABASE_DIRECT_URL", settings.context_database_direct_urls),
+            ):
+                if url := environ.get(variable, "").strip():
+                    try:
+                        urls[name] = msgspec.convert(url, PostgresUrl)
+                    except msgspec.ValidationError as exc:
+                        raise ConfigurationError(_describe(exc, {variable: url}, variable)) from None
+        settings._check_direct_urls()
         return settings
+
+    def _check_direct_urls(self) -> None:
+        """A direct URL goes with the pooled URL of its database, and one database has one direct URL."""
+        given: list[tuple[str, str | None, str, str | None]] = [
+            ("DATABASE_DIRECT_URL", self.database_direct_url, "DATABASE_URL", self.database_url)
+        ]
+        for name, own in self.context_database_direct_urls.items():
+            pooled = self.context_database_urls.get(name)
+            given.append((f"{name.upper()}_DATABASE_DIRECT_URL", own, f"{name.upper()}_DATABASE_URL", pooled))
+        seen: dict[str, tuple[str, str]] = {}  # pooled URL -> (its direct URL, the variable naming it)
+        for variable, direct, pooled_variable, pooled in given:
+            if direct is None:
+                continue
+            if pooled is None:
+                raise ConfigurationError(
+                    f"configuration error: {variable} is set but {pooled_variable} is not"
+                    " (a direct URL reaches the database its pooled URL names)"
+                )
+            first, named_by = seen.setdefault(pooled, (direct, variable))
+            if first != direct:
+                raise ConfigurationError(
+                    f"configuration error: {variable} and {named_by} give one pooled database two direct URLs"
+                )
 
     def to_env(self) -> dict[str, str]:
         """The environment from which `from_env()` reads these settings back (unset ones absent)."""
         env: dict[str, str] = {}
         for field in msgspec.structs.fields(self):
             value = getattr(self, field.name)
-            if value is not None and field.encode_name != "-":
+            if value is not None and not field.encode_name.startswith("-"):  # "-…": read per context
                 env[field.encode_name] = ",".join(value) if isinstance(value, tuple) else str(value)
-        return env | {f"{name.upper()}_DATABASE_URL": url for name, url in self.context_database_urls.items()}
+        return (
+            env
+            | {f"{name.upper()}_DATABASE_URL": url for name, url in self.context_database_urls.items()}
+            | {
+                f"{name.upper()}_DATABASE_DIRECT_URL": url
+                for name, url in self.context_database_direct_urls.items()
+            }
+        )
 
     def __repr__(self) -> str:
         """The fields, with secrets masked: a logged Settings must not leak the admin token, the JWT
@@ -160,11 +214,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for secret in ("admin_token", "jwt_secret", "data_key"):
             if shown[secret]:
                 shown[secret] = "<hidden>"
-        for name in ("database_url", "redis_url"):
+        for name in ("database_url", "database_direct_url", "redis_url"):
             shown[name] = without_password(shown[name])
-        shown["context_database_urls"] = {
-            k: without_password(v) for k, v in self.context_database_urls.items()
-        }
+        for name in ("context_database_urls", "context_database_direct_urls"):
+            shown[name] = {k: without_password(v) for k, v in getattr(self, name).items()}
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def bus_config(self) -> BusConfig:
@@ -175,6 +228,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             retry_cap=self.retry_cap,
             retry_attempts=self.retry_attempts,
             reclaim_idle=self.reclaim_idle,
+            linger=self.linger,
+            isolated=self.isolated_projections,
             reconcile_grace=self.reconcile_grace,
             reconcile_interval=min(10.0, self.reconcile_grace / 3),
             lease_ttl=self.lease_ttl,
@@ -186,6 +241,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def database_url_for(self, context: str) -> str | None:
         """The database a context lives in: its own URL when given, else the shared one."""
         return self.context_database_urls.get(context) or self.database_url
+
+    def direct_database_url_for(self, context: str) -> str | None:
+        """The context's database reached without a pooler, for LISTEN, session advisory locks and
+        migrations: the direct URL given for its pooled URL, else the pooled URL itself."""
+        url = self.database_url_for(context)
+        return self.direct_urls().get(url, url) if url else None
+
+    def direct_urls(self) -> dict[str, str]:
+        """Each pooled database URL that has a direct one given, mapped to it."""
+        directs = {
+            self.context_database_urls[name]: direct
+            for name, direct in self.context_database_direct_urls.items()
+            if name in self.context_database_urls
+        }
+        if self.database_url and self.database_direct_url:
+            directs.setdefault(self.database_url, self.database_direct_url)
+        return directs
 
     @property
     def context_names(self) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from litestar.params import HeaderParameter
 
 from bus import idempotency
 from bus.bus import Bus
-from bus.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from bus.errors import IdempotencyKeyReused, Refusal
 from bus.messages import Command
 from bus.uow import Meta, Outcome
 from observability.logging import correlation_id
@@ -59,7 +59,10 @@ class Commands:
         )
         try:
             return await self.bus.execute(command, meta)  # type: ignore[no-any-return]
-        except IdempotencyKeyInFlight:
+        except Refusal:
+            # The request with this key may have committed while this one ran: a first attempt whose
+            # answer a broken connection lost can commit after its retry began. The retry then clashes
+            # with it (its key, a unique e-mail, a version) and answers as it did instead.
             if (known := await idempotency.recall(pool, key, fingerprint)) is not None:
                 return known
             raise

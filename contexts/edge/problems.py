@@ -14,6 +14,9 @@ class FieldError(msgspec.Struct, frozen=True):
     source: Annotated[str, msgspec.Meta(examples=["body"])] = "body"
 
 
+_AWAY = msgspec.Meta(examples=["PostgreSQL"], description="With 503: the backing service that is away.")
+
+
 class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
     """RFC 9457 problem details: every error of the API has this shape."""
 
@@ -22,6 +25,7 @@ class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
     status: Annotated[int, msgspec.Meta(examples=[422])]
     detail: Annotated[str, msgspec.Meta(examples=["email: must contain exactly one '@'"])]
     errors: list[FieldError] | None = None
+    service: Annotated[str, _AWAY] | None = None
 
 
 def problem(description: str) -> ResponseSpec:
@@ -44,5 +48,9 @@ PROBLEMS = {
     412: problem("`If-Match` named a version the aggregate no longer has."),
     413: problem("The body exceeds 1 MiB."),
     422: problem("Invalid fields; `errors` names each one."),
-    503: problem("Overloaded or a backing service is down; retry after `Retry-After` seconds."),
+    503: problem(
+        "Overloaded, or a backing service is down (`unavailable`, `service` names it); retry after"
+        " `Retry-After` seconds. `outcome-unknown`: it went away while the command committed, which may"
+        " have taken effect; a retry with the same `Idempotency-Key` answers as it would have, or runs it."
+    ),
 }

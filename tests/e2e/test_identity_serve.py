@@ -59,10 +59,18 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(env: dict[str, str], log: Path) -> AsyncIterator[Served]:
+async def serving(env: dict[str, str], log: Path, *options: str) -> AsyncIterator[Served]:
     with log.open("wb") as sink:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shopstream.cli", "serve", cwd=ROOT, env=env, stdout=sink, stderr=sink
+            sys.executable,
+            "-m",
+            "shopstream.cli",
+            "serve",
+            *options,
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=sink,
         )
     served = Served(proc, f"http://127.0.0.1:{env['PORT']}", log)
     try:

@@ -19,8 +19,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from bus.consumer import groups
+from bus.inbox import Inbox
 from bus.lag import behind, group_info, lag_of
 from bus.maintenance import Maintenance
+from bus.messages import registry
+from bus.outbox import Outbox
 from shopstream import __version__
 from shopstream.bootstrap import product_modules
 from tests.apps import app_client
@@ -30,7 +34,18 @@ pytestmark = pytest.mark.anyio
 
 Scrape = dict[str, tuple[str, list[tuple[str, dict[str, str], float]]]]  # family -> type, samples
 CONSUMERS = [p.name for m in product_modules() for p in m.projections]
-SOURCES = {p.name: m.source_of(p) for m in product_modules() for p in m.projections}  # whose stream it reads
+# The Redis consumer groups that keep them (`bus.consumer.groups`), each with the stream it reads.
+GROUPS = {
+    name: members[0].outbox.context
+    for name, members in groups(
+        {
+            p.name: Inbox(p, Outbox(m.source_of(p)), registry)
+            for m in product_modules()
+            for p in m.projections
+        },
+        {p.name: m.name for m in product_modules() for p in m.projections},
+    ).items()
+}
 CONTEXTS = [m.name for m in product_modules()]
 
 # Family (as the parser names it: counters without `_total`) -> type and label names.
@@ -120,8 +135,8 @@ class TestExposition:
 
             identity_consumers = [p.name for p in product_modules()[0].projections]
             groups = [
-                {"stream": config.stream(SOURCES[consumer], partition), "group": consumer}
-                for consumer in CONSUMERS
+                {"stream": config.stream(source, partition), "group": group}
+                for group, source in GROUPS.items()
                 for partition in range(config.partitions)
             ]
             after = await scrape_until(
@@ -156,7 +171,7 @@ class TestExposition:
             ):
                 assert {"context": context} in series(after, family), family
         tasks = {got["task"] for got in series(after, "shopstream_supervisor_restarts")}
-        assert {"relay:identity", "relay:catalogue", "consumer:identity.customer_card"} <= tasks
+        assert {"relay:identity", "relay:catalogue", "consumer:identity.projections"} <= tasks
 
         # Counters moved with each outcome (this process may have counted other tests before).
         def moved(family: str, **labels: str) -> float:

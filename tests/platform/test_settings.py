@@ -40,6 +40,10 @@ def test_empty_variable_counts_as_unset():
         ("REDIS_URL", "http://localhost:6379"),
         ("SHOPSTREAM_REDIS_PREFIX", "has spaces"),
         ("SHOPSTREAM_DB_POOL_SIZE", "0"),
+        ("SHOPSTREAM_DB_STATEMENT_CACHE_SIZE", "-1"),
+        ("SHOPSTREAM_DB_STATEMENT_CACHE_SIZE", "off"),
+        ("DATABASE_DIRECT_URL", "pgbouncer:6432"),
+        ("CATALOGUE_DATABASE_DIRECT_URL", "not a url"),
     ],
 )
 def test_bad_value_names_the_variable(name, value):
@@ -62,6 +66,72 @@ def test_context_database_falls_back_to_the_shared_one():
     )
     assert settings.database_url_for("identity") == "postgresql://h/shared"
     assert settings.database_url_for("catalogue") == "postgresql://h/catalogue"
+
+
+def test_direct_urls_fall_back_to_the_pooled_ones():
+    pooled = {
+        "DATABASE_URL": "postgresql://bouncer/shared",
+        "CATALOGUE_DATABASE_URL": "postgresql://bouncer/cat",
+    }
+    settings = Settings.from_env(pooled)
+    assert settings.direct_database_url_for("identity") == "postgresql://bouncer/shared"
+    assert settings.direct_database_url_for("catalogue") == "postgresql://bouncer/cat"
+    settings = Settings.from_env(
+        pooled
+        | {
+            "DATABASE_DIRECT_URL": "postgresql://db/shared",
+            "CATALOGUE_DATABASE_DIRECT_URL": "postgresql://db/cat",
+        }
+    )
+    assert settings.database_url_for("identity") == "postgresql://bouncer/shared"
+    assert settings.direct_database_url_for("identity") == "postgresql://db/shared"
+    assert settings.direct_database_url_for("catalogue") == "postgresql://db/cat"
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_a_context_in_the_shared_database_uses_its_direct_url():
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://bouncer/shared",
+            "DATABASE_DIRECT_URL": "postgresql://db/shared",
+            "IDENTITY_DATABASE_URL": "postgresql://bouncer/shared",
+        }
+    )
+    assert settings.direct_database_url_for("identity") == "postgresql://db/shared"
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"DATABASE_DIRECT_URL": "postgresql://db/shop"}, "DATABASE_DIRECT_URL"),
+        (
+            {
+                "DATABASE_URL": "postgresql://bouncer/shop",
+                "IDENTITY_DATABASE_DIRECT_URL": "postgresql://db/id",
+            },
+            "IDENTITY_DATABASE_DIRECT_URL",
+        ),
+        (
+            {
+                "DATABASE_URL": "postgresql://bouncer/shop",
+                "DATABASE_DIRECT_URL": "postgresql://db/shop",
+                "IDENTITY_DATABASE_URL": "postgresql://bouncer/shop",
+                "IDENTITY_DATABASE_DIRECT_URL": "postgresql://db/elsewhere",
+            },
+            "IDENTITY_DATABASE_DIRECT_URL",
+        ),
+    ],
+)
+def test_a_direct_url_without_its_pooled_one_or_at_odds_with_another_is_refused(environ, named):
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env(environ)
+    message = str(raised.value)
+    assert message.startswith("configuration error: ") and named in message and "\n" not in message
+
+
+def test_the_statement_cache_is_on_unless_turned_off():
+    assert Settings.from_env({}).db_statement_cache_size == 100
+    assert Settings.from_env({"SHOPSTREAM_DB_STATEMENT_CACHE_SIZE": "0"}).db_statement_cache_size == 0
 
 
 def test_cli_refuses_bad_configuration_with_one_line(monkeypatch, capsys):
@@ -90,11 +160,14 @@ def test_passwords_in_urls_are_never_shown():
         {
             "DATABASE_URL": "postgresql://shop:pg-secret@db:5432/shop",
             "IDENTITY_DATABASE_URL": "postgresql://id:id-secret@db/identity",
+            "DATABASE_DIRECT_URL": "postgresql://shop:direct-secret@db-primary:5432/shop",
+            "IDENTITY_DATABASE_DIRECT_URL": "postgresql://id:id-direct-secret@db-primary/identity",
             "REDIS_URL": "redis://:redis-secret@cache:6379/0",
         }
     )
     shown = repr(settings)
     assert "pg-secret" not in shown and "id-secret" not in shown and "redis-secret" not in shown
+    assert "direct-secret" not in shown
     assert "postgresql://shop:<hidden>@db:5432/shop" in shown and "redis://:<hidden>@cache:6379/0" in shown
     assert settings.database_url == "postgresql://shop:pg-secret@db:5432/shop"  # only the repr hides it
 
