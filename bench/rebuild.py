@@ -3,7 +3,9 @@
     python -m bench.rebuild [--events 100000]
 
 In a scratch database: `EVENTS` identity events (half registrations, half profile updates of the same
-customers) are written straight into the event log and published to the streams. The live consumer of
+customers) are written straight into the event log, their personal fields sealed with each customer's
+data key as the repository seals them (the keys stored in the customers' rows), and published to the
+streams. The live consumer of
 `identity.customer_card` alone then applies them all (its rate: events over the time from its start to
 the last commit). Then `shopstream projections rebuild identity.customer_card` runs in process — replay
 into shadow tables, then the swap — while a reader polls customer cards on a pool of its own, like the
@@ -32,6 +34,8 @@ from bus.messages import encoder
 from bus.rebuild import Rebuild
 from bus.supervisor import Supervisor
 from contexts.identity import events, queries
+from contexts.identity.datakeys import DataKeys
+from contexts.identity.personal import personal_data_of, seal_event
 from contexts.identity.values import Status, Tier
 from shopstream import eventloop
 from shopstream.bootstrap import Messaging
@@ -55,8 +59,9 @@ class RebuildFigure(msgspec.Struct, frozen=True):
         return self.rebuild_rate / self.live_rate if self.live_rate else 0.0
 
 
-def _rows(count: int) -> Iterator[tuple[object, ...]]:
-    """Outbox rows: each customer registered (v1), then updated their profile (v2)."""
+def _rows(count: int, keys: DataKeys, customers: list[tuple[object, ...]]) -> Iterator[tuple[object, ...]]:
+    """Outbox rows: each customer registered (v1), then updated their profile (v2); `customers` gets
+    each customer's row with its wrapped data key."""
     now = datetime.now(UTC)
     headers = encoder.encode({"correlation_id": "bench", "causation_id": "bench"}).decode()
     for number in range(count // 2):
@@ -70,16 +75,25 @@ def _rows(count: int) -> Iterator[tuple[object, ...]]:
             customer_id=customer_id, first_name="Ada", last_name="King", phone="+44 20 7946 0958",
             date_of_birth=date(1990, 12, 10),
         )  # fmt: skip
+        cipher, kek, wrapped = keys.new(customer_id)
+        customers.append(
+            (customer_id, "{}", 2, f"ext-{number}", f"user-{number}@bench.example", kek, wrapped)
+        )
         for version, event in enumerate((registered, updated), start=1):
             yield (
                 uuid.uuid4(), event.tag(), event.schema_version, "Customer", customer_id, version, now,
-                encoder.encode(event).decode(), headers,
+                seal_event(cipher, customer_id, event), headers,
             )  # fmt: skip
 
 
-async def write_log(pool: asyncpg.Pool, count: int) -> list[str]:
-    rows = list(_rows(count))
+async def write_log(pool: asyncpg.Pool, count: int, keys: DataKeys) -> list[str]:
+    customers: list[tuple[object, ...]] = []
+    rows = list(_rows(count, keys, customers))
     async with pool.acquire() as conn:
+        await conn.copy_records_to_table(
+            "customers", schema_name="identity", records=customers,
+            columns=["id", "state", "version", "external_id", "email_key", "data_kek", "data_key"],
+        )  # fmt: skip
         await conn.copy_records_to_table(
             "outbox", schema_name="identity", records=rows,
             columns=["event_id", "type", "schema_version", "aggregate_type", "aggregate_id",
@@ -126,7 +140,7 @@ async def measure(settings: Settings, count: int, log) -> RebuildFigure:  # type
     messaging = await Messaging.open(settings)
     try:
         pool = messaging.pool_of("identity")
-        customers = await write_log(pool, count)
+        customers = await write_log(pool, count, personal_data_of(messaging.outboxes["identity"]).keys)
         relay = messaging.relay("identity")
         while await relay.relay_once():
             pass

@@ -19,6 +19,7 @@ from collections.abc import Container, Sequence
 from typing import Any, Protocol
 
 import asyncpg
+import msgspec
 
 from bus.errors import ConcurrencyError
 from bus.messages import Envelope, Registry, encoder, envelope_decoder
@@ -32,7 +33,9 @@ class Projection(Protocol):
     `source`, the context whose events it reads (default: the context it belongs to).
 
     It may also offer `apply_batch(conn, items)`, writing many `(envelope, event)` items at once, at
-    most one per aggregate and in no particular order (see `bus.batch.BatchedWrites`)."""
+    most one per aggregate and in no particular order (see `bus.batch.BatchedWrites`), and declare
+    `reads_sealed = True` when it needs the fields a context seals in its events (`bus.sealing`); any
+    other projection sees them as erased, without a key."""
 
     @property
     def name(self) -> str: ...
@@ -90,6 +93,8 @@ class Inbox:
         self.registry = registry
         self._healed = metrics.gaps_healed.labels(self.name)
         self._apply_batch = getattr(projection, "apply_batch", None)
+        self._sealing = outbox.sealing
+        self.reads_sealed = bool(getattr(projection, "reads_sealed", False))
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> str:
         """Apply one event (inside the caller's transaction); return what happened to it."""
@@ -174,18 +179,30 @@ class Inbox:
         self._healed.inc(len(rows))
 
     async def _project(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
-        await self.projection.apply(conn, envelope, self._decode(envelope))
+        (event,) = await self._decode(conn, [envelope])
+        await self.projection.apply(conn, envelope, event)
 
     async def _project_all(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        if not envelopes:
+            return
+        events = await self._decode(conn, envelopes)
         if self._apply_batch is None:
-            for envelope in envelopes:
-                await self._project(conn, envelope)
-        elif envelopes:
-            await self._apply_batch(conn, [(e, self._decode(e)) for e in envelopes])
+            for envelope, event in zip(envelopes, events, strict=True):
+                await self.projection.apply(conn, envelope, event)
+        else:
+            await self._apply_batch(conn, list(zip(envelopes, events, strict=True)))
 
-    def _decode(self, envelope: Envelope) -> Any:
-        """The event in its current shape, whatever schema version it was stored with."""
-        return self.registry.decode(envelope.type, envelope.payload, envelope.schema_version)
+    async def _decode(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> list[Any]:
+        """The events in their current shape, whatever schema version they were stored with; sealed
+        fields opened (keys read in this transaction) or shown as erased, as the projection needs."""
+        if self._sealing is None:
+            payloads: Sequence[bytes | msgspec.Raw] = [e.payload for e in envelopes]
+        else:
+            payloads = await self._sealing.open(conn, envelopes, self.reads_sealed)
+        decode = self.registry.decode
+        return [
+            decode(e.type, payload, e.schema_version) for e, payload in zip(envelopes, payloads, strict=True)
+        ]
 
     async def _move(self, conn: asyncpg.Connection, aggregate_id: str, current: int, new: int) -> bool:
         if current == 0:

@@ -6,7 +6,7 @@ projections and tables, its event log (`<name>.outbox`), its streams and its `<N
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 from bus.bus import Handler
 from bus.inbox import Projection
 from bus.messages import Command
+from bus.sealing import Keyring, Sealing
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class ContextModule:
     handlers: Mapping[type[Command], Handler] = field(default_factory=dict)
     projections: Sequence[Projection] = ()
     route_handlers: Sequence[Any] = ()
+    # A context that seals personal fields of its events: its sealing over the process's keyring.
+    sealing: Callable[[Keyring], Sealing] | None = None
     description: str = ""  # one line for the API's documentation
     package: str = ""  # where its code lives; set when the list of contexts loads it
 

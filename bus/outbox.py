@@ -13,9 +13,9 @@ import asyncio
 import logging
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -25,8 +25,11 @@ from redis.exceptions import RedisError
 from bus import idempotency
 from bus.aggregate import Aggregate
 from bus.config import BusConfig
-from bus.messages import Envelope, encoder
+from bus.messages import Envelope, Event, encoder
 from observability import metrics, spans, tracing
+
+if TYPE_CHECKING:
+    from bus.sealing import Sealing
 
 log = logging.getLogger("shopstream.relay")
 CHANNEL = "shopstream_outbox"
@@ -42,15 +45,25 @@ _EVENT_COLUMNS = "event_id, type, schema_version, aggregate_type, aggregate_id, 
 _EVENT_TYPES = ("uuid", "text", "integer", "text", "text", "bigint", "timestamptz", "jsonb", "jsonb")
 
 
+# How an event becomes its stored payload (JSON text); a repository may seal fields on the way.
+EncodeEvent = Callable[[Aggregate, Event], str]
+
+
+def plain(aggregate: Aggregate, event: Event) -> str:
+    return encoder.encode(event).decode()
+
+
 def partition_of(aggregate_id: str, partitions: int) -> int:
     return zlib.crc32(aggregate_id.encode()) % partitions
 
 
 class Outbox:
-    """SQL of one context's event log, built once."""
+    """SQL of one context's event log, built once; `sealing` opens the payloads of a context that seals
+    fields of its events (`bus.sealing`)."""
 
-    def __init__(self, context: str, schema: str | None = None) -> None:
+    def __init__(self, context: str, schema: str | None = None, sealing: Sealing | None = None) -> None:
         self.context = context
+        self.sealing = sealing
         table = f"{schema or context}.outbox"
         self.table = table
         self._insert = f"INSERT INTO {table} ({_EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -76,7 +89,9 @@ class Outbox:
             f" {p}aggregate_version, {p}occurred_at, {p}payload::text AS payload, {p}headers::text AS headers"
         )
 
-    def rows(self, aggregate: Aggregate, headers: Headers) -> list[tuple[object, ...]]:
+    def rows(
+        self, aggregate: Aggregate, headers: Headers, encode: EncodeEvent = plain
+    ) -> list[tuple[object, ...]]:
         """The outbox rows of the aggregate's pending events, in `insert` column order."""
         now = datetime.now(UTC)
         header_json = encoder.encode(headers).decode()
@@ -90,15 +105,17 @@ class Outbox:
                 aggregate.id,
                 first + offset,
                 now,
-                encoder.encode(event).decode(),
+                encode(aggregate, event),
                 header_json,
             )
             for offset, event in enumerate(aggregate.pending_events, start=1)
         ]
 
-    async def append(self, conn: asyncpg.Connection, aggregate: Aggregate, headers: Headers) -> None:
+    async def append(
+        self, conn: asyncpg.Connection, aggregate: Aggregate, headers: Headers, encode: EncodeEvent = plain
+    ) -> None:
         """Write the aggregate's pending events; the insert trigger sends the NOTIFY on commit."""
-        rows = self.rows(aggregate, headers)
+        rows = self.rows(aggregate, headers, encode)
         if len(rows) == 1:
             await conn.execute(self._insert, *rows[0])
         elif rows:

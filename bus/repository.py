@@ -11,6 +11,7 @@ import asyncpg
 
 from bus.aggregate import Aggregate
 from bus.errors import ConcurrencyError, NotFound, Refusal, ensure_version
+from bus.messages import Event, encoder
 from bus.uow import Outcome, UnitOfWork
 
 A = TypeVar("A", bound=Aggregate)
@@ -57,6 +58,10 @@ class Repository(Generic[A]):
 
     def lookup_values(self, aggregate: A) -> tuple[object, ...]:
         return ()
+
+    def encode_event(self, aggregate: A, event: Event) -> str:
+        """The event's payload as stored in the outbox: its JSON, unless the repository seals fields."""
+        return encoder.encode(event).decode()
 
     async def find(self, aggregate_id: str) -> A | None:
         """The aggregate, tracked by the unit of work; None if it does not exist."""

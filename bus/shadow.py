@@ -78,6 +78,7 @@ class ShadowProjection:
         self.name = tracking_name(live.name)
         self.tables = tuple(shadow_of(t) for t in live.tables)
         self._rewrite = _Rewriter(live.tables)
+        self.reads_sealed = bool(getattr(live, "reads_sealed", False))
         if hasattr(live, "apply_batch"):
             self.apply_batch = self._apply_batch
 

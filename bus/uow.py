@@ -13,7 +13,7 @@ import msgspec
 from bus import idempotency, outages
 from bus.aggregate import Aggregate
 from bus.errors import ConcurrencyError, IdempotencyKeyInFlight, OutcomeUnknown, Refusal
-from bus.messages import Outcome, encoder
+from bus.messages import Event, Outcome, encoder
 from bus.outbox import Headers, Outbox
 
 __all__ = ["AggregateStore", "Meta", "Outcome", "Recheck", "UnitOfWork"]
@@ -31,6 +31,10 @@ class AggregateStore(Protocol[A_contra]):
         ...
 
     def write(self, aggregate: A_contra) -> tuple[str, tuple[object, ...]]: ...
+
+    def encode_event(self, aggregate: A_contra, event: Event) -> str:
+        """The event's payload as stored in the outbox (JSON text)."""
+        ...
 
     async def save(self, conn: asyncpg.Connection, aggregate: A_contra) -> None: ...
 
@@ -121,7 +125,7 @@ class UnitOfWork:
     ) -> None:
         store, aggregate = tracked
         write, args = store.write(aggregate)
-        rows = self.outbox.rows(aggregate, headers)
+        rows = self.outbox.rows(aggregate, headers, store.encode_event)
         statement = self.outbox.insert_after(write, len(args) + 1, len(rows), remember is not None)
         arguments = [*args, *(value for row in rows for value in row), *(remember or ())]
         try:
@@ -167,7 +171,7 @@ class UnitOfWork:
                 await store.save(self.conn, aggregate)
             except asyncpg.UniqueViolationError as exc:
                 raise self.refusal(exc, tracked) from None
-            await self.outbox.append(self.conn, aggregate, headers)
+            await self.outbox.append(self.conn, aggregate, headers, store.encode_event)
         if changed:
             for store, aggregate in read:
                 await store.ensure_unchanged(self.conn, aggregate)

@@ -20,6 +20,7 @@ from bus.maintenance import Maintenance
 from bus.messages import registry
 from bus.module import ContextModule
 from bus.outbox import Outbox, Relay
+from bus.sealing import KeyringMismatch, Sealing
 from bus.supervisor import Supervisor, Task
 from bus.versions import VersionKeeper
 from observability import metrics
@@ -42,17 +43,39 @@ def modules_of(settings: Settings) -> tuple[ContextModule, ...]:
 
 async def prepare(settings: Settings, modules: Sequence[ContextModule] | None = None) -> list[str]:
     """Apply pending migrations, then check each context's tables are as its code needs them (both on
-    the direct connection: a migration holds a session advisory lock)."""
+    the direct connection: a migration holds a session advisory lock), and that the keys of personal
+    data open what the database holds."""
     modules = modules or modules_of(settings)
     applied = await migrate_all(migration_plan(settings, modules))
+    sealings = sealings_of(settings, modules)
     for module in modules:
         url = settings.direct_database_url_for(module.name)
         conn = await asyncpg.connect(url)
         try:
             await check_tables(conn, module)
+            if module.name in sealings:
+                await prepare_sealing(sealings[module.name], conn)
         finally:
             await conn.close()
     return applied
+
+
+def sealings_of(settings: Settings, modules: Sequence[ContextModule]) -> dict[str, Sealing]:
+    """The sealing of each context that seals fields of its events, over the process's keyring."""
+    sealed = [m for m in modules if m.sealing is not None]
+    if not sealed:
+        return {}
+    from shopstream.datakeys import keyring_of
+
+    keyring = keyring_of(settings)
+    return {m.name: m.sealing(keyring) for m in sealed if m.sealing is not None}
+
+
+async def prepare_sealing(sealing: Sealing, conn: asyncpg.Connection) -> None:
+    try:
+        await sealing.prepare(conn)
+    except KeyringMismatch as exc:
+        raise ConfigurationError(f"configuration error: SHOPSTREAM_DATA_KEY: {exc}") from None
 
 
 def migration_plan(
@@ -132,7 +155,8 @@ class Messaging:
         self.modules = {m.name: m for m in modules}
         self.config = config
         self.bus = Bus(config)
-        self.outboxes = {m.name: Outbox(m.name) for m in modules}
+        sealings = sealings_of(resources.settings, modules)
+        self.outboxes = {m.name: Outbox(m.name, sealing=sealings.get(m.name)) for m in modules}
         for module in modules:
             for command_type, handler in module.handlers.items():
                 route = Route(module.name, handler, resources.pools[module.name], self.outboxes[module.name])

@@ -1,4 +1,4 @@
-"""The `shopstream` command: serve, api, worker, migrate, status, dlq, projections."""
+"""The `shopstream` command: serve, api, worker, migrate, status, dlq, projections, keys."""
 
 from __future__ import annotations
 
@@ -71,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     projections.add_parser(
         "status", help="each projection's version, events applied, lag and rebuild in progress"
     ).add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    keys = commands.add_parser("keys", help="keys of personal data").add_subparsers(
+        dest="action", required=True
+    )
+    keys.add_parser(
+        "rotate",
+        help="re-wrap every customer's data key under the first key of SHOPSTREAM_DATA_KEY (unset: under a"
+        " new key put first in the key file of SHOPSTREAM_DATA_DIR); the services keep running",
+    )
     token = commands.add_parser(
         "token", help="print a bearer token (HS256 with SHOPSTREAM_JWT_SECRET, or --private-key)"
     )
@@ -260,7 +268,22 @@ async def _projections_status(messaging: Messaging, args: argparse.Namespace) ->
     return 0
 
 
+async def _rotate_keys(messaging: Messaging, args: argparse.Namespace) -> int:
+    from shopstream.datakeys import add_key_to_file, keyring_of
+
+    settings = messaging.resources.settings
+    keyring = keyring_of(settings) if settings.data_key else add_key_to_file(settings)
+    for name, module in messaging.modules.items():
+        if module.sealing is None:
+            continue
+        async with messaging.pool_of(name).acquire() as conn:
+            count = await module.sealing(keyring).rotate(conn)
+        print(f"{name}: {count} data key(s) re-wrapped; every data key is wrapped by {keyring.current}")
+    return 0
+
+
 _OPERATIONS: dict[tuple[str, str], Callable[[Messaging, argparse.Namespace], Awaitable[int]]] = {
+    ("keys", "rotate"): _rotate_keys,
     ("dlq", "list"): _dlq_list,
     ("dlq", "replay"): _dlq_resolve,
     ("dlq", "drop"): _dlq_resolve,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from typing import Annotated, Literal
@@ -11,6 +13,7 @@ import msgspec
 
 from bus.config import BusConfig
 from bus.errors import split_msgspec_path
+from bus.sealing import KEY_BYTES
 from shopstream.contexts import CONTEXTS, context_name
 
 PostgresUrl = Annotated[str, msgspec.Meta(pattern=r"^postgres(ql)?://\S+$")]
@@ -126,6 +129,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # `N/second|minute|hour|day` or `off`; reads and writes (POST/PUT/PATCH/DELETE) count separately.
     rate_limit_reads: RateLimit = msgspec.field(default="5000/second", name="SHOPSTREAM_RATE_LIMIT_READS")
     rate_limit_writes: RateLimit = msgspec.field(default="5000/second", name="SHOPSTREAM_RATE_LIMIT_WRITES")
+    # Key-encryption keys of personal data (README "Personal data"): base64 keys of 32 bytes, comma-separated,
+    # the first wrapping new data keys; unset: the key file in SHOPSTREAM_DATA_DIR (`shopstream.datakeys`).
+    data_key: Annotated[str, msgspec.Meta(min_length=1)] | None = msgspec.field(
+        default=None, name="SHOPSTREAM_DATA_KEY"
+    )
     traces_exporter: TracesExporter = msgspec.field(default="none", name="OTEL_TRACES_EXPORTER")
     otlp_protocol: OtlpProtocol | None = msgspec.field(default=None, name="OTEL_EXPORTER_OTLP_PROTOCOL")
     otlp_traces_protocol: OtlpProtocol | None = msgspec.field(
@@ -151,6 +159,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             settings = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise ConfigurationError(_describe(exc, raw)) from None
+        if settings.data_key:
+            parse_keys(settings.data_key)  # a malformed key stops the start here, with one line
         for path in settings.contexts:
             name = context_name(path)
             for variable, urls in (
@@ -208,7 +218,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """The fields, with secrets masked: a logged Settings must not leak the admin token, the JWT
         secret or a password in a database or Redis URL."""
         shown = {f.name: getattr(self, f.name) for f in msgspec.structs.fields(self)}
-        for secret in ("admin_token", "jwt_secret"):
+        for secret in ("admin_token", "jwt_secret", "data_key"):
             if shown[secret]:
                 shown[secret] = "<hidden>"
         for name in ("database_url", "database_direct_url", "redis_url"):
@@ -261,6 +271,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return tuple(context_name(path) for path in self.contexts)
 
 
+def parse_keys(text: str, source: str = "SHOPSTREAM_DATA_KEY") -> list[bytes]:
+    """The keys of a comma- or line-separated list of base64 keys; one line naming `source` if bad."""
+    keys = []
+    for number, item in enumerate(text.replace("\n", ",").split(","), start=1):
+        if not item.strip():
+            continue
+        try:
+            key = base64.b64decode(item.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != KEY_BYTES:
+            raise ConfigurationError(
+                f"configuration error: {source}: key {number} is not {KEY_BYTES} bytes in base64"
+                " (make one with: openssl rand -base64 32)"
+            )
+        keys.append(key)
+    if not keys:
+        raise ConfigurationError(f"configuration error: {source} holds no key")
+    return keys
+
+
 def without_password(url: str | None) -> str | None:
     """The URL with any password in it replaced by `<hidden>`."""
     if not url:
@@ -273,7 +304,7 @@ def without_password(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{user}<hidden>@{host}"))
 
 
-_SECRETS = frozenset({"SHOPSTREAM_ADMIN_TOKEN", "SHOPSTREAM_JWT_SECRET"})
+_SECRETS = frozenset({"SHOPSTREAM_ADMIN_TOKEN", "SHOPSTREAM_JWT_SECRET", "SHOPSTREAM_DATA_KEY"})
 _LOWERED = frozenset({"LOG_FORMAT", "SHOPSTREAM_AUTH"})
 
 

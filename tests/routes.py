@@ -23,6 +23,7 @@ OPERATOR_TAG = "operations"
 # The commands that bring a new aggregate into the state a command needs, by operation id.
 PRECONDITIONS: dict[str, tuple[str, ...]] = {
     "reactivateAccount": ("suspendAccount",),
+    "erasePersonalData": ("closeAccount",),
     "discontinueProduct": ("activateProduct",),
     "archiveProduct": ("activateProduct", "discontinueProduct"),
     "activateVariant": ("deactivateVariant",),

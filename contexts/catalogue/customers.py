@@ -9,7 +9,9 @@ instead would skip identity's upcasters, and copying identity's classes would cl
 Identity's other events (profile, addresses, suspension) change nothing here: they write nothing.
 
 A suspended customer keeps its tier; a closed one is kept as Closed, which every read treats as
-anonymous (`viewer`). The root row's `version` is the customer's version when the row last changed.
+anonymous (`viewer`); one whose personal data is erased is dropped, its external id free for another.
+The root row's `version` is the customer's version when the row last changed. Identity seals the
+personal fields of its events; none of them is needed here, so this read model opens none (no key).
 """
 
 from __future__ import annotations
@@ -40,10 +42,15 @@ class Closed(msgspec.Struct, frozen=True):
     customer_id: str
 
 
+class Erased(msgspec.Struct, frozen=True):
+    customer_id: str
+
+
 _FACTS: dict[str, type[msgspec.Struct]] = {
     "identity.CustomerRegistered": Registered,
     "identity.TierUpgraded": Upgraded,
     "identity.AccountClosed": Closed,
+    "identity.PersonalDataErased": Erased,
 }
 
 
@@ -78,3 +85,7 @@ class CustomerTiers(ReadModel):
                     "UPDATE catalogue.customer_tiers SET status = 'Closed', version = $2 WHERE customer_id = $1",
                     event.customer_id, envelope.aggregate_version,
                 )  # fmt: skip
+            case Erased():
+                await conn.execute(
+                    "DELETE FROM catalogue.customer_tiers WHERE customer_id = $1", event.customer_id
+                )

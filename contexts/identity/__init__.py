@@ -4,9 +4,10 @@ tiers."""
 from importlib.resources import files
 
 from bus.module import ContextModule
-from contexts.identity import account, addresses, email_change, profile, registration, tier
+from contexts.identity import account, addresses, email_change, erasure, profile, registration, tier
 from contexts.identity.api.addresses import AddressBookController
 from contexts.identity.api.customers import CustomerController
+from contexts.identity.personal import PersonalData
 from contexts.identity.projections import PROJECTIONS
 
 module = ContextModule(
@@ -24,7 +25,9 @@ module = ContextModule(
         account.ReactivateAccount: account.reactivate_account,
         account.CloseAccount: account.close_account,
         tier.UpgradeTier: tier.upgrade_tier,
+        erasure.ErasePersonalData: erasure.erase_personal_data,
     },
     projections=PROJECTIONS,
     route_handlers=[CustomerController, AddressBookController],
+    sealing=PersonalData,
 )

@@ -4,6 +4,9 @@
 wraps one and replaces it on every change. Closed refuses every command before anything else is
 checked; after that a missing address is reported (404), then invalid values (422), then clashes
 with the state (409). A command that would change nothing raises no event.
+
+Erasing a closed customer's personal data keeps only what is not personal (id, status, tier,
+registration instant): every personal text reads `ERASED`, optional fields and addresses are gone.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from contexts.identity.events import (
     CustomerRegistered,
     DefaultAddressChanged,
     EmailChanged,
+    PersonalDataErased,
     ProfileUpdated,
     TierUpgraded,
 )
-from contexts.identity.values import AddressLabel, Status, Tier
+from contexts.identity.values import ERASED, AddressLabel, Status, Tier
 
 __all__ = ["Address", "Customer", "CustomerState"]
 
@@ -48,6 +52,7 @@ class CustomerState(msgspec.Struct, frozen=True, kw_only=True):
     tier: Tier = Tier.STANDARD
     registered_at: datetime
     addresses: tuple[Address, ...] = ()
+    personal_data_erased: bool = False
 
 
 class Customer(Aggregate):
@@ -84,7 +89,7 @@ class Customer(Aggregate):
         check.done()
         customer = cls(state)
         profile = msgspec.structs.asdict(state)
-        del profile["addresses"]
+        del profile["addresses"], profile["personal_data_erased"]
         customer.raise_event(CustomerRegistered(**profile))
         return customer
 
@@ -267,6 +272,26 @@ class Customer(Aggregate):
             raise errors.TierNotHigher(current, tier)
         self.state = replace(self.state, tier=tier)
         self.raise_event(TierUpgraded(customer_id=self.id, previous_tier=current, new_tier=tier))
+
+    def erase_personal_data(self) -> None:
+        """Only a Closed account's (409 otherwise); erasing it again changes nothing."""
+        if self.state.personal_data_erased:
+            return
+        if self.state.status != Status.CLOSED:
+            raise errors.TransitionNotAllowed("erase the personal data of", self.state.status)
+        kept = self.state
+        self.state = CustomerState(
+            customer_id=kept.customer_id,
+            external_id=ERASED,
+            email=ERASED,
+            first_name=ERASED,
+            last_name=ERASED,
+            status=kept.status,
+            tier=kept.tier,
+            registered_at=kept.registered_at,
+            personal_data_erased=True,
+        )
+        self.raise_event(PersonalDataErased(customer_id=self.id))
 
     def _ensure_open(self) -> None:
         if self.state.status == Status.CLOSED:

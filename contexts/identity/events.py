@@ -3,11 +3,16 @@
 One command raises at most one event, and every event is self-sufficient: when a default address
 moves as a side effect, the event names the address that lost the flag (`previous_default_id`) or
 gained it (`new_default_id`), so a projection never has to read the aggregate or infer the move.
+
+`personal` names the fields that are personal data (SPEC §11): the event log keeps them sealed with
+the customer's data key, and shows them as erased once the customer's personal data is erased. Ids,
+status, tier, labels, flags and instants are not personal and stay readable to every context.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import ClassVar
 
 from bus.messages import Event, message
 from contexts.identity.values import AddressLabel, Status, Tier
@@ -17,6 +22,7 @@ from contexts.identity.values import AddressLabel, Status, Tier
 class CustomerRegistered(Event, frozen=True, kw_only=True, tag="identity.CustomerRegistered"):
     """A new customer account was opened, active and in the Standard tier."""
 
+    personal: ClassVar[tuple[str, ...]] = ("email", "first_name", "last_name", "phone", "date_of_birth")
     customer_id: str
     external_id: str
     email: str
@@ -33,6 +39,7 @@ class CustomerRegistered(Event, frozen=True, kw_only=True, tag="identity.Custome
 class ProfileUpdated(Event, frozen=True, kw_only=True, tag="identity.ProfileUpdated"):
     """The customer's profile changed; it carries the whole new profile so readers can overwrite theirs."""
 
+    personal: ClassVar[tuple[str, ...]] = ("first_name", "last_name", "phone", "date_of_birth")
     customer_id: str
     first_name: str
     last_name: str
@@ -43,6 +50,9 @@ class ProfileUpdated(Event, frozen=True, kw_only=True, tag="identity.ProfileUpda
 class _AddressSnapshot(Event, frozen=True, kw_only=True):
     """The whole address after the change, and the address that lost the default flag, if any."""
 
+    personal: ClassVar[tuple[str, ...]] = (
+        "street", "city", "state", "postal_code", "country", "geo_lat", "geo_lng",
+    )  # fmt: skip
     customer_id: str
     address_id: str
     label: AddressLabel
@@ -89,6 +99,7 @@ class DefaultAddressChanged(Event, frozen=True, kw_only=True, tag="identity.Defa
 class EmailChanged(Event, frozen=True, kw_only=True, tag="identity.EmailChanged"):
     """The customer's e-mail address changed from `previous_email` to `email`."""
 
+    personal: ClassVar[tuple[str, ...]] = ("email", "previous_email")
     customer_id: str
     email: str
     previous_email: str
@@ -98,6 +109,7 @@ class EmailChanged(Event, frozen=True, kw_only=True, tag="identity.EmailChanged"
 class AccountSuspended(Event, frozen=True, kw_only=True, tag="identity.AccountSuspended"):
     """An active account was suspended for the stated reason."""
 
+    personal: ClassVar[tuple[str, ...]] = ("reason",)  # free text, which may well be about the person
     customer_id: str
     reason: str
 
@@ -123,3 +135,11 @@ class TierUpgraded(Event, frozen=True, kw_only=True, tag="identity.TierUpgraded"
     customer_id: str
     previous_tier: Tier
     new_tier: Tier
+
+
+@message
+class PersonalDataErased(Event, frozen=True, kw_only=True, tag="identity.PersonalDataErased"):
+    """A closed customer's personal data was erased: its data key is gone, so the personal fields of its
+    earlier events can no longer be read, and every read model forgets them."""
+
+    customer_id: str

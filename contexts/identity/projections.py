@@ -3,6 +3,11 @@
 The card and the address book are stamped with the customer's version after every event (`ReadModel`),
 so a read's version (and ETag) is always the aggregate's version it reflects. Each only writes, so a
 consumer's batch of events is sent as one pipelined round trip per statement (`BatchedWrites`).
+
+The card, the address book and the lookup need personal data (`reads_sealed`): their consumers open
+the sealed fields with each customer's data key. After `PersonalDataErased` they hold none: the card
+keeps only what is not personal, the addresses and the lookup row are gone; replayed or rebuilt, the
+customer's earlier events read as erased, since the key is gone too. Segments need no personal data.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from bus.batch import BatchedWrites
 from bus.messages import Envelope
 from bus.readmodel import ReadModel
 from contexts.identity import events as e
-from contexts.identity.values import email_key
+from contexts.identity.values import ERASED, email_key
 
 
 class CustomerCards(ReadModel):
@@ -24,6 +29,7 @@ class CustomerCards(ReadModel):
     key = "customer_id"
     timestamped = False
     creates = (e.CustomerRegistered,)
+    reads_sealed = True
 
     async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
@@ -57,6 +63,12 @@ class CustomerCards(ReadModel):
                     "UPDATE identity.customer_cards SET tier = $2 WHERE customer_id = $1",
                     event.customer_id, event.new_tier,
                 )  # fmt: skip
+            case e.PersonalDataErased():
+                await conn.execute(
+                    "UPDATE identity.customer_cards SET external_id = $2, email = $2, first_name = $2,"
+                    " last_name = $2, phone = NULL, date_of_birth = NULL WHERE customer_id = $1",
+                    event.customer_id, ERASED,
+                )  # fmt: skip
 
 
 _STATUS_AFTER: dict[type, str] = {
@@ -83,6 +95,7 @@ class AddressBooks(ReadModel):
     key = "customer_id"
     timestamped = False
     creates = (e.CustomerRegistered,)
+    reads_sealed = True
 
     async def project(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         customer_id = envelope.aggregate_id
@@ -119,15 +132,18 @@ class AddressBooks(ReadModel):
             case e.DefaultAddressChanged():
                 await conn.execute(_UNFLAG, customer_id, event.previous_default_id)
                 await conn.execute(_FLAG, customer_id, event.address_id)
+            case e.PersonalDataErased():
+                await conn.execute("DELETE FROM identity.addresses WHERE customer_id = $1", customer_id)
 
 
 class CustomerLookup(BatchedWrites):
     """Events of two customers may apply in another order than they happened, so a row that gave its
-    e-mail address up may hold it beside its new holder's for a moment: each row notes when it took its
-    address (`email_since`), and a lookup answers with the newest holder."""
+    e-mail address (or, erased, its external id) up may hold it beside its new holder's for a moment:
+    each row notes when it took its address (`email_since`), and a lookup answers with the newest holder."""
 
     name = "identity.customer_lookup"
     tables = ("identity.customer_lookup",)
+    reads_sealed = True
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         match event:
@@ -142,6 +158,10 @@ class CustomerLookup(BatchedWrites):
                     "UPDATE identity.customer_lookup SET email_key = $2, email_since = $3 WHERE customer_id = $1",
                     event.customer_id, email_key(event.email), envelope.occurred_at,
                 )  # fmt: skip
+            case e.PersonalDataErased():
+                await conn.execute(
+                    "DELETE FROM identity.customer_lookup WHERE customer_id = $1", event.customer_id
+                )
 
 
 class Segments(BatchedWrites):

@@ -77,7 +77,10 @@ async def get_customer_card_by(
             email_key(email),
         )
     else:
-        which, value = "l.external_id = $1", external_id or ""
+        which, value = (
+            "l.external_id = $1 ORDER BY l.email_since DESC, l.customer_id DESC LIMIT 1",
+            external_id or "",
+        )
     if "\x00" in value:
         return None  # registration refuses U+0000, and PostgreSQL text cannot even carry it
     row = await pool.fetchrow(

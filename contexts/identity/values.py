@@ -19,6 +19,8 @@ from contexts.checks import text as text
 from contexts.checks import without_nul
 from contexts.contracts import Tier as Tier  # re-exported: identity code names tiers from here
 
+# What a personal text field reads once the customer's personal data is erased (optional ones read null).
+ERASED = "[erased]"
 MAX_EMAIL = 254
 MAX_PHONE = 20
 _EMAIL_FORBIDDEN = frozenset(';,()":<>\\[]')

@@ -135,6 +135,8 @@ PROTECTED = [
     ("POST", "/customers", person()),
     ("GET", f"/customers/{RANDOM_ID}", None),
     ("GET", f"/customers/{RANDOM_ID}/addresses", None),
+    ("GET", f"/customers/{RANDOM_ID}/export", None),
+    ("DELETE", f"/customers/{RANDOM_ID}/personal-data", None),
     ("GET", "/customers?email=a@example.com", None),
     ("POST", "/customers/lookup", {"email": "a@example.com"}),
     ("GET", "/customers/segments", None),
@@ -311,6 +313,22 @@ class TestCustomer:
         looked_up = await client.post("/customers/lookup", json={"email": body["email"].upper()}, headers=me)
         assert looked_up.status_code == 200, looked_up.text
         assert looked_up.json()["customer_id"] == customer_id
+
+    async def test_exports_and_erases_only_itself(self, client):
+        other_id, _ = await register(client)
+        customer_id, body = await register(client)
+        me = as_customer(body["external_id"])
+        for target in (other_id, str(uuid.uuid4())):
+            assert_forbidden(await client.get(f"/customers/{target}/export", headers=me))
+            assert_forbidden(await client.delete(f"/customers/{target}/personal-data", headers=me))
+        exported = await client.get(f"/customers/{customer_id}/export", headers=me)
+        assert exported.status_code == 200 and exported.json()["account"]["email"] == body["email"]
+        assert (await client.put(f"/customers/{customer_id}/close", headers=me)).status_code == 200
+        erased = await client.delete(f"/customers/{customer_id}/personal-data", headers=me)
+        assert erased.status_code == 200, erased.text
+        # Erased, the customer is nobody its token names any more.
+        assert_forbidden(await client.get(f"/customers/{customer_id}/export", headers=me))
+        assert (await client.get(f"/customers/{customer_id}/export", headers=ADMIN)).status_code == 200
 
     async def test_learns_nothing_about_other_ids(self, client):
         other_id, other = await register(client)

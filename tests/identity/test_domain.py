@@ -973,3 +973,44 @@ class TestEvents:
         wire = msgspec.json.decode(msgspec.json.encode(only_event(customer)))
         assert wire["is_default"] is True
         assert wire["geo_lat"] == 10.0 and isinstance(wire["geo_lat"], float)
+
+
+class TestErasePersonalData:
+    @pytest.mark.parametrize("status", [Status.ACTIVE, Status.SUSPENDED])
+    def test_only_a_closed_account_is_erased(self, status):
+        customer = in_status(status)
+        with pytest.raises(TransitionNotAllowed):
+            customer.erase_personal_data()
+        assert customer.pending_events == []
+
+    def test_keeps_only_what_is_not_personal_and_raises_one_event(self):
+        customer = with_addresses(2)
+        customer.upgrade_tier("Gold")
+        customer.close()
+        before = saved(customer).state
+        customer.erase_personal_data()
+        assert only_event(customer) == events.PersonalDataErased(customer_id=customer.id)
+        erased = customer.state
+        assert (erased.external_id, erased.email, erased.first_name, erased.last_name) == (values.ERASED,) * 4
+        assert (erased.phone, erased.date_of_birth, erased.addresses) == (None, None, ())
+        assert (erased.status, erased.tier, erased.registered_at) == (
+            Status.CLOSED,
+            Tier.GOLD,
+            before.registered_at,
+        )
+        assert erased.personal_data_erased
+
+    def test_erasing_again_changes_nothing(self):
+        customer = in_status(Status.CLOSED)
+        customer.erase_personal_data()
+        saved(customer).erase_personal_data()
+        assert customer.pending_events == []
+
+    def test_every_personal_field_an_event_declares_is_one_of_its_fields(self):
+        for event_type in (
+            events.CustomerRegistered,
+            events.AddressAdded,
+            events.EmailChanged,
+            events.AccountSuspended,
+        ):
+            assert set(event_type.personal) <= set(event_type.__struct_fields__)

@@ -1,15 +1,18 @@
-"""Customer routes: registration, profile, e-mail, account lifecycle, tiers, and the customer card and
-segments."""
+"""Customer routes: registration, profile, e-mail, account lifecycle, tiers, the customer card and
+segments, and the customer's personal data: its export and its erasure."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, QueryParameter
 
-from bus.errors import Invalid
+from bus.bus import Bus
+from bus.errors import Invalid, NotFound
+from bus.outbox import Outbox
 from contexts.edge.access import BEARER, GUARDED, Role, principal_of
 from contexts.edge.bodies import command_from
 from contexts.edge.changes import change
@@ -28,7 +31,9 @@ from contexts.identity.api import (
 )
 from contexts.identity.api.parameters import ADMINS, CUSTOMERS, CustomerId, customer_target, readable_id
 from contexts.identity.email_change import ChangeEmail
+from contexts.identity.erasure import ErasePersonalData
 from contexts.identity.errors import NotYourAccount
+from contexts.identity.export import PersonalDataExport, export_customer
 from contexts.identity.profile import UpdateProfile
 from contexts.identity.registration import RegisterCustomer
 from contexts.identity.tier import UpgradeTier
@@ -36,10 +41,18 @@ from contexts.identity.tier import UpgradeTier
 _EITHER = "give exactly one of `email` and `external_id` (else 422)"
 
 
+def _event_log(bus: NamedDependency[Bus]) -> Outbox:
+    """Identity's event log, with the sealing that opens its personal fields (the composition root's)."""
+    return bus.route_of(RegisterCustomer).outbox
+
+
+EventLog = NamedDependency[Outbox]
+
+
 class CustomerController(Controller):
     path = "/customers"
     tags = ["identity"]
-    dependencies = command_dependencies("identity")
+    dependencies = command_dependencies("identity") | {"event_log": Provide(_event_log, sync_to_thread=False)}
 
     @post(
         "/",
@@ -183,6 +196,50 @@ class CustomerController(Controller):
         return await change(
             commands, UpgradeTier, customer_target(request, customer_id), expected_version, data
         )
+
+    @delete(
+        "/{customer_id:str}/personal-data",
+        operation_id="erasePersonalData",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="Erase the personal data of a closed account",
+        status_code=200,
+    )
+    async def erase_personal_data(
+        self,
+        commands: CommandRunner,
+        request: Request[Any, Any, Any],
+        customer_id: CustomerId,
+        expected_version: ExpectedVersion,
+    ) -> Response[Accepted]:
+        """Only a Closed account (409 otherwise). The customer's data key is destroyed with the erasure:
+        its events stay in the log with their personal fields unreadable (shown as erased), every read
+        model forgets them, and the e-mail address and external id are free for a new registration.
+        Erasing again changes nothing (the version stays)."""
+        return await change(
+            commands, ErasePersonalData, customer_target(request, customer_id), expected_version
+        )
+
+    @get(
+        "/{customer_id:str}/export",
+        operation_id="exportPersonalData",
+        responses=GUARDED,
+        security=BEARER,
+        guards=[CUSTOMERS],
+        summary="Everything the shop holds about the customer",
+    )
+    async def export(
+        self, pool: ReadPool, event_log: EventLog, request: Request[Any, Any, Any], customer_id: CustomerId
+    ) -> Response[PersonalDataExport]:
+        """One JSON document: the write model (`account`), each identity read model (null where it holds
+        nothing yet) and the event history with its personal fields opened — or `[erased]` (null for an
+        optional field) once the personal data is erased. The `ETag` is the customer's version."""
+        cid = await readable_id(pool, principal_of(request), customer_id)
+        document = await export_customer(pool, event_log, cid)
+        if document is None:
+            raise NotFound("customer", customer_id)
+        return found(document, "customer", customer_id)
 
     @get(
         "/segments",
