@@ -7,6 +7,7 @@ validated against the Kubernetes schemas.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -290,7 +291,13 @@ def known_variable(name: str) -> bool:
 # Compose's interpolation, as far as compose.yaml uses it: ${NAME}, ${NAME:-default}, ${NAME:?message}.
 _INTERPOLATED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:[-?])([^}]*))?\}")
 # What compose must never start without: no default may stand in for them.
-SECRETS = {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "SHOPSTREAM_ADMIN_TOKEN", "SHOPSTREAM_JWT_SECRET"}
+SECRETS = {
+    "POSTGRES_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    "SHOPSTREAM_ADMIN_TOKEN",
+    "SHOPSTREAM_JWT_SECRET",
+    "SHOPSTREAM_DATA_KEY",
+}
 
 
 class MissingVariable(Exception):
@@ -316,8 +323,11 @@ def example_values() -> dict[str, str]:
 
 
 def filled() -> dict[str, str]:
-    """deploy/shopstream.env as an operator fills it in: every secret set."""
-    return example_values() | {name: secrets.token_hex(32) for name in SECRETS}
+    """deploy/shopstream.env as an operator fills it in: every secret set (as the example says to make it)."""
+    made = {name: secrets.token_hex(32) for name in SECRETS}
+    return (
+        example_values() | made | {"SHOPSTREAM_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+    )
 
 
 def test_compose_refuses_to_start_without_each_secret() -> None:
