@@ -120,6 +120,11 @@ bench-search *args: venv
 fuzz examples="100" roles="admin" *args: (venv "dev")
     {{bin}}/python -m fuzz.run --max-examples {{examples}} --roles {{roles}} {{args}}
 
+# pin the image's packages (deploy/constraints.txt) to the newest releases pyproject.toml allows, for the Python of deploy/Dockerfile
+constraints: (venv "dev")
+    {{bin}}/uv pip compile --quiet --upgrade --universal --no-annotate pyproject.toml -o deploy/constraints.txt \
+        --python-version "$(sed -nE 's/^FROM python:([0-9]+\.[0-9]+)-slim.*/\1/p' deploy/Dockerfile)"
+
 # ruff lint and format check, and the import contracts (layers, independent contexts, no cycles)
 lint: (venv "dev")
     {{bin}}/ruff check .
