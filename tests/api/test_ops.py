@@ -1,5 +1,5 @@
 """The operator's routes: dead letters listed page by page, replayed and dropped with the admin token;
-outbox backlog; streams with the lag of a group that is behind, on Redis 7 and on the embedded 6.2."""
+outbox backlog; streams with the lag of a group that is behind, on Redis 7, the embedded Valkey and Redis 6.2."""
 
 from __future__ import annotations
 
@@ -187,11 +187,13 @@ async def test_the_outbox_backlog_shows_what_waits_for_the_relay(quiet):
     assert backlog["last_published_at"] is None
 
 
-@pytest.mark.parametrize("server", ["configured", "embedded 6.2"])
+@pytest.mark.parametrize("server", ["configured", "embedded", "redis 6.2"])
 async def test_streams_show_the_lag_of_a_group_that_is_behind(request, ops_settings, server):
-    redis_url = (
-        ops_settings.redis_url if server == "configured" else request.getfixturevalue("embedded").redis_url()
-    )
+    redis_url = {
+        "configured": lambda: ops_settings.redis_url,
+        "embedded": lambda: request.getfixturevalue("embedded").redis_url(),
+        "redis 6.2": lambda: request.getfixturevalue("redis62_url"),
+    }[server]()
     settings = msgspec.structs.replace(ops_settings, redis_url=redis_url)
     stream = f"{settings.redis_prefix}.counters.0"
     redis = Redis.from_url(redis_url)

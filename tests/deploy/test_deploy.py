@@ -385,7 +385,7 @@ def test_compose_runs_every_part_with_pinned_images() -> None:
                 assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.M)
-    assert re.search(r"^RUN pip install \.", dockerfile, re.M)
+    assert re.search(r"^RUN pip install --constraint deploy/constraints\.txt \.", dockerfile, re.M)
 
 
 def test_compose_scales_api_and_workers_and_sends_traces_to_the_collector() -> None:

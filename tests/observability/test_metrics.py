@@ -196,9 +196,13 @@ class TestExposition:
         assert pools["catalogue+identity"] == settings.db_pool_size  # one database: one pool
 
 
-@pytest.fixture(params=["configured", "embedded 6.2"])
+@pytest.fixture(params=["configured", "embedded", "redis 6.2"])
 async def any_redis(request, redis_url) -> AsyncIterator[Redis]:
-    url = redis_url if request.param == "configured" else request.getfixturevalue("embedded").redis_url()
+    url = {
+        "configured": lambda: redis_url,
+        "embedded": lambda: request.getfixturevalue("embedded").redis_url(),
+        "redis 6.2": lambda: request.getfixturevalue("redis62_url"),
+    }[request.param]()
     client = Redis.from_url(url)
     try:
         yield client
