@@ -459,7 +459,9 @@ class PartitionWorker:
 
     async def _retry_due(self) -> None:
         now = time.monotonic()
+        retried = False
         while self._due and self._due[0][0] <= now:
+            retried = True
             _, index, aggregate_id = heapq.heappop(self._due)
             track = self.tracks[index]
             waiting = track.waiting.get(aggregate_id)
@@ -470,7 +472,8 @@ class PartitionWorker:
                 await self._dead_letter(track, aggregate_id, waiting)
             elif await self._apply_one(track, entry_id, envelope, waiting):
                 await self._release(track, aggregate_id, waiting)
-        await self._flush_acks()
+        if retried:
+            await self._flush_acks()
 
     async def _release(self, track: _Track, aggregate_id: str, waiting: _Waiting) -> None:
         """The head succeeded: its followers go on, in order, until one fails and waits again."""

@@ -83,6 +83,7 @@ _PARKED = (
 _UNPARK = "DELETE FROM bus.parked WHERE consumer = $1 AND aggregate_id = $2"
 
 APPLIED, DUPLICATE, HEALED, PARKED = "ok", "duplicate", "healed", "parked"
+Decoded = dict[bool, dict[int, Any]]  # sealed fields opened or not -> id(envelope) -> its event
 
 
 class Inbox:
@@ -182,19 +183,33 @@ class Inbox:
         (event,) = await self._decode(conn, [envelope])
         await self.projection.apply(conn, envelope, event)
 
-    async def _project_all(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+    async def _project_all(
+        self, conn: asyncpg.Connection, envelopes: Sequence[Envelope], decoded: Decoded | None = None
+    ) -> None:
         if not envelopes:
             return
-        events = await self._decode(conn, envelopes)
+        events = await self._decode(conn, envelopes, decoded)
         if self._apply_batch is None:
             for envelope, event in zip(envelopes, events, strict=True):
                 await self.projection.apply(conn, envelope, event)
         else:
             await self._apply_batch(conn, list(zip(envelopes, events, strict=True)))
 
-    async def _decode(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> list[Any]:
+    async def _decode(
+        self, conn: asyncpg.Connection, envelopes: Sequence[Envelope], decoded: Decoded | None = None
+    ) -> list[Any]:
         """The events in their current shape, whatever schema version they were stored with; sealed
-        fields opened (keys read in this transaction) or shown as erased, as the projection needs."""
+        fields opened (keys read in this transaction) or shown as erased, as the projection needs.
+        `decoded` keeps them for the other projections of a consumer group that read them alike."""
+        if decoded is None:
+            return await self._decode_now(conn, envelopes)
+        known = decoded.setdefault(self.reads_sealed, {})
+        missing = [e for e in envelopes if id(e) not in known]
+        if missing:
+            known.update(zip(map(id, missing), await self._decode_now(conn, missing), strict=True))
+        return [known[id(e)] for e in envelopes]
+
+    async def _decode_now(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> list[Any]:
         if self._sealing is None:
             payloads: Sequence[bytes | msgspec.Raw] = [e.payload for e in envelopes]
         else:
@@ -222,6 +237,7 @@ async def apply_together(conn: asyncpg.Connection, batches: Sequence[Batch]) -> 
     statement moving the tracked versions of every inbox's wave at once; return each one's outcomes."""
     outcomes = [[""] * len(envelopes) for _, envelopes, _ in batches]
     waves = [_waves(envelopes) for _, envelopes, _ in batches]
+    decoded: Decoded = {}  # the group's inboxes read one source: each event decoded once per reading
     for depth in range(max(map(len, waves), default=0)):
         free = [
             [envelopes[i] for i in wave[depth] if envelopes[i].aggregate_id not in blocked]
@@ -233,7 +249,8 @@ async def apply_together(conn: asyncpg.Connection, batches: Sequence[Batch]) -> 
         for n, (inbox, envelopes, blocked) in enumerate(batches):
             if depth >= len(waves[n]):
                 continue
-            await inbox._project_all(conn, [e for e in free[n] if (inbox.name, e.aggregate_id) in moved])
+            applied = [e for e in free[n] if (inbox.name, e.aggregate_id) in moved]
+            await inbox._project_all(conn, applied, decoded)
             for i in waves[n][depth]:
                 envelope = envelopes[i]
                 if envelope.aggregate_id in blocked:
