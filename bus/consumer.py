@@ -137,11 +137,6 @@ class Consumer:
         (member,) = self.members
         return member.inbox
 
-    @property
-    def blocked(self) -> set[str]:
-        (member,) = self.members
-        return member.blocked
-
     def stream(self, partition: int) -> str:
         return self.config.stream(self.context, partition)
 
@@ -227,12 +222,6 @@ class PartitionWorker:
             if partition == 0
             else []
         )
-
-    @property
-    def waiting(self) -> dict[str, _Waiting]:
-        """The aggregates held back, in a consumer that keeps one projection."""
-        (track,) = self.tracks
-        return track.waiting
 
     async def run(self, stopping: asyncio.Event) -> None:
         async with anyio.create_task_group() as tg:
