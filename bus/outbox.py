@@ -1,8 +1,8 @@
 """The outbox: each context's event log, written inside the command's transaction, and its relay.
 
-The relay claims a batch of unpublished rows and marks them published in one statement (`FOR UPDATE
-SKIP LOCKED`, so relays never share a row), XADDs them in one pipeline to each event's partition
-stream, and commits the mark only then. A crash between XADD and commit publishes the batch again later:
+The relay claims a batch of unpublished rows in one statement (`FOR UPDATE SKIP LOCKED`, so relays
+never share a row), XADDs them in one pipeline to each event's partition stream, and marks them
+published in the same transaction. A crash between XADD and commit publishes the batch again later:
 consumers deduplicate. It never relays by an "id greater than the last seen" mark: positions commit
 out of order.
 """
@@ -53,10 +53,6 @@ def plain(aggregate: Aggregate, event: Event) -> str:
     return encoder.encode(event).decode()
 
 
-def _position(row: asyncpg.Record) -> int:
-    return int(row["position"])
-
-
 def partition_of(aggregate_id: str, partitions: int) -> int:
     return zlib.crc32(aggregate_id.encode()) % partitions
 
@@ -73,16 +69,13 @@ class Outbox:
         self._insert = f"INSERT INTO {table} ({_EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         self._combined: dict[tuple[str, int, int, bool], str] = {}
         columns = self.columns()
-        # Claims a batch and marks it published in one statement; the mark commits only if the XADDs that
-        # follow succeed. A mark lost in a crash only publishes the batch again, which consumers
-        # deduplicate: the commit need not wait for the WAL flush (synchronous_commit off, for it alone).
+        # The claim turns off the wait for the WAL flush at commit, for its transaction alone: a mark lost
+        # in a crash only publishes the batch again, which consumers deduplicate.
         self.claim = (
-            f"UPDATE {table} o SET published_at = clock_timestamp()"
-            f" FROM (SELECT position FROM {table} WHERE published_at IS NULL"
-            "        ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED) AS claimed"
-            f" WHERE o.position = claimed.position"
-            f" RETURNING {self.columns('o')}, set_config('synchronous_commit', 'off', true) AS durability"
+            f"SELECT {columns}, set_config('synchronous_commit', 'off', true) AS durability FROM {table}"
+            " WHERE published_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED"
         )
+        self.mark_published = f"UPDATE {table} SET published_at = clock_timestamp() WHERE position = ANY($1)"
         self.select_versions = (
             f"SELECT {columns} FROM {table} WHERE aggregate_id = $1"
             " AND aggregate_version > $2 AND aggregate_version < $3 ORDER BY aggregate_version"
@@ -191,7 +184,16 @@ class Relay:
             rows = await conn.fetch(self.outbox.claim, self.config.relay_batch)
             if not rows:
                 return 0
-            await self._publish(sorted(rows, key=_position))  # in log order: per-aggregate order holds
+            # Mark while the pipeline is in flight (PostgreSQL and Redis work in parallel): the mark
+            # commits only if the XADDs succeeded too; otherwise the transaction rolls it back.
+            outcomes = await asyncio.gather(
+                conn.execute(self.outbox.mark_published, [r["position"] for r in rows]),
+                self._publish(rows),
+                return_exceptions=True,  # wait for both: the connection must be idle to roll back
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         self._published.inc(len(rows))
         return len(rows)
 

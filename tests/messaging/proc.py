@@ -4,7 +4,7 @@ Settings come from the environment (`Settings.from_env`: DATABASE_URL, REDIS_URL
 URLs must be given, so no embedded server is ever started here. Modes:
 
 - `crash-relay`: relay one batch of the counters outbox, and die with exit code 9 right after the XADD
-  pipeline, before the transaction that marks the rows published commits.
+  pipeline, before the rows are marked published and the transaction commits.
 - `worker`: relays and consumers of the counters context under the Supervisor until SIGTERM/SIGINT,
   like `shopstream worker`; exits 0 after a clean stop.
 - `rebuild`: rebuild the counters totals in small batches (`REBUILD_BATCH`, default 10), for a test to
@@ -31,7 +31,7 @@ CRASH_EXIT_CODE = 9
 
 
 class CrashingRelay(Relay):
-    """Publishes, then dies before its mark commits: the rows stay claimable, the entries stay."""
+    """Publishes, then dies before marking published: the rows stay claimable, the entries stay."""
 
     async def _publish(self, rows: Sequence[asyncpg.Record]) -> None:
         await super()._publish(rows)
