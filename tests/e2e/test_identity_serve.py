@@ -4,6 +4,7 @@ driven over HTTP; its writes reach every identity read model, and Ctrl-C stops i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -71,13 +72,15 @@ async def serving(env: dict[str, str], log: Path, *options: str) -> AsyncIterato
             env=env,
             stdout=sink,
             stderr=sink,
+            start_new_session=True,  # its own process group: the API and supervisor children go with it
         )
     served = Served(proc, f"http://127.0.0.1:{env['PORT']}", log)
     try:
         yield served
     finally:
+        with contextlib.suppress(ProcessLookupError):  # nothing of it may outlive the test
+            os.killpg(proc.pid, signal.SIGKILL)
         if proc.returncode is None:
-            proc.kill()
             await proc.wait()
 
 
